@@ -1,0 +1,239 @@
+"""Level 1: every supported variant renders clean, complete, linted and parseable; every bad
+answer fails in the pre-gen hook with a message naming the field, leaving nothing behind."""
+
+import json
+import re
+import subprocess
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+
+from tests.conftest import answers_for, load_hook, tool, variant_id
+
+SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
+    {},
+    {"python_version": "3.11"},
+    {"python_version": "3.13"},
+    {"license": "Apache-2.0"},
+    {"license": "BSD-3-Clause"},
+    {"license": "Proprietary"},
+    {"aws_region": "ap-southeast-7"},
+    {"project_name": "Zürich Café Bestellungen"},
+    {"project_name": "Billing", "project_slug": "billing-api-eu-west"},
+    {
+        # Answers are Jinja to cookiecutter itself, so `{{` cannot be tried; quoting can.
+        "project_name": 'Quote "Service" \\ # [x]',
+        "project_slug": "quote-service",
+        "description": "Says \"hi\" & <b>bye</b>; $(whoami) `id` 'single' \\n # ${HOME}",
+        "author_name": 'Seán O\'Brien "Dev"',
+    },
+]
+
+# Every file a rendered project has whatever the options (more come with each feature).
+CORE_FILES = {
+    ".dockerignore",
+    ".env",
+    ".env.example",
+    ".gitignore",
+    ".pre-commit-config.yaml",
+    "Dockerfile",
+    "LICENSE",
+    "Makefile",
+    "README.md",
+    "alembic.ini",
+    "app/__init__.py",
+    "app/api/health.py",
+    "app/api/items.py",
+    "app/config.py",
+    "app/database.py",
+    "app/errors.py",
+    "app/log.py",
+    "app/main.py",
+    "app/metrics.py",
+    "app/middleware.py",
+    "app/models.py",
+    "app/repository.py",
+    "app/schemas.py",
+    "docker-compose.yml",
+    "migrations/env.py",
+    "migrations/script.py.mako",
+    "pyproject.toml",
+    "scripts/dev.py",
+    "scripts/local_postgres.py",
+    "tests/conftest.py",
+}
+
+LEFTOVER = re.compile(r"\{\{\s*cookiecutter|\{%|%\}")
+
+post_gen = load_hook("post_gen_project")
+
+variants = pytest.mark.parametrize("context", SUPPORTED_COMBINATIONS, ids=variant_id)
+
+
+def files_of(project: Path) -> list[Path]:
+    return sorted(p for p in project.rglob("*") if p.is_file())
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, check=False)
+
+
+@variants
+def test_no_template_leftovers_or_blank_line_debris(bake: Callable, context: dict) -> None:
+    for path in files_of(bake(context)):
+        text = path.read_text(errors="replace")
+        assert not LEFTOVER.search(text), f"template syntax left in {path}"
+        assert "\n\n\n\n" not in text, f"blank-line debris in {path}"
+
+
+@variants
+def test_expected_files_present_and_pruned_ones_absent(bake: Callable, context: dict) -> None:
+    project = bake(context)
+    files = {str(p.relative_to(project)) for p in files_of(project)}
+    assert files >= CORE_FILES
+    for pruned in post_gen.paths_to_prune(answers_for(context)):
+        assert not (project / pruned).exists(), pruned
+    assert "uv.lock" not in files, "a lock file records the package index; the team creates it"
+
+
+@variants
+def test_env_has_fresh_secrets_and_is_private(bake: Callable, context: dict) -> None:
+    env = (bake(context) / ".env").read_text()
+    assert "=change-me" not in env
+    assert (bake(context) / ".env").stat().st_mode & 0o077 == 0
+
+
+@variants
+def test_python_passes_ruff(bake: Callable, context: dict) -> None:
+    project = bake(context)
+    for command in (["check", "."], ["format", "--check", "."]):
+        result = run([tool("ruff"), *command], project)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@variants
+def test_structured_files_parse(bake: Callable, context: dict) -> None:
+    parsers: Mapping[str, Callable[[str], object]] = {
+        ".json": json.loads,
+        ".toml": tomllib.loads,
+        ".yml": yaml.safe_load,
+        ".yaml": yaml.safe_load,
+    }
+    checked = 0
+    for path in files_of(bake(context)):
+        if parse := parsers.get(path.suffix):
+            parse(path.read_text())
+            checked += 1
+    assert checked >= 3
+
+
+@variants
+def test_dockerfiles_pass_hadolint(bake: Callable, context: dict) -> None:
+    project = bake(context)
+    dockerfiles = list(project.rglob("Dockerfile"))
+    assert dockerfiles
+    for dockerfile in dockerfiles:
+        result = run([tool("hadolint"), "--no-color", str(dockerfile)], project)
+        assert result.returncode == 0, f"{dockerfile}:\n{result.stdout}{result.stderr}"
+
+
+@variants
+def test_compose_is_valid_and_self_consistent(bake: Callable, context: dict) -> None:
+    project = bake(context)
+    compose_file = project / "docker-compose.yml"
+    result = run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(compose_file)],
+        project,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    problems = compose_cross_reference_problems(project, yaml.safe_load(compose_file.read_text()))
+    assert problems == []
+
+
+def compose_cross_reference_problems(project: Path, compose: dict) -> list[str]:
+    """Names and paths that compose would only reject at `docker compose up` time."""
+    services = compose.get("services", {})
+    volumes = set(compose.get("volumes") or {})
+    problems = []
+    for name, service in services.items():
+        for dependency in service.get("depends_on") or {}:
+            if dependency not in services:
+                problems.append(f"{name}: depends_on unknown service {dependency}")
+        env_files = service.get("env_file") or []
+        for env_file in [env_files] if isinstance(env_files, str) else env_files:
+            if not (project / env_file).exists():
+                problems.append(f"{name}: env_file {env_file} missing")
+        build = service.get("build")
+        context_dir = build if isinstance(build, str) else (build or {}).get("context")
+        if context_dir and not (project / context_dir / "Dockerfile").exists():
+            problems.append(f"{name}: build context {context_dir} has no Dockerfile")
+        for mount in service.get("volumes") or []:
+            source = mount.split(":")[0] if isinstance(mount, str) else mount.get("source")
+            if source.startswith((".", "/")):
+                if not (project / source).exists():
+                    problems.append(f"{name}: mounted path {source} missing")
+            elif source not in volumes:
+                problems.append(f"{name}: named volume {source} not declared")
+    return problems
+
+
+# ---- bad answers: (extra_context, the field the message must name) --------------------------
+
+BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
+    ({"project_slug": "My Service"}, "project_slug"),
+    ({"project_slug": "1service"}, "project_slug"),
+    ({"project_slug": "svc--x"}, "project_slug"),
+    ({"project_slug": "svc-"}, "project_slug"),
+    ({"project_slug": "svc_x"}, "project_slug"),
+    ({"project_slug": "a" * 20}, "project_slug"),
+    ({"project_slug": "internal-api"}, "project_slug"),
+    ({"project_slug": "svc;rm -rf ~"}, "project_slug"),
+    ({"project_slug": "svc$(whoami)"}, "project_slug"),
+    ({"project_name": ""}, "project_name"),
+    ({"project_name": "!!!"}, "project_name"),
+    ({"project_name": "42 Things"}, "project_slug"),
+    ({"project_name": "x" * 101, "project_slug": "long"}, "project_name"),
+    ({"project_name": "Line\nBreak", "project_slug": "line-break"}, "project_name"),
+    ({"package_name": "class"}, "package_name"),
+    ({"package_name": "json"}, "package_name"),
+    ({"package_name": "fastapi"}, "package_name"),
+    ({"package_name": "app"}, "package_name"),
+    ({"package_name": "9lives"}, "package_name"),
+    ({"author_email": "not-an-email"}, "author_email"),
+    ({"author_email": "a@b"}, "author_email"),
+    ({"author_email": "a b@example.com"}, "author_email"),
+    ({"author_name": ""}, "author_name"),
+    ({"aws_region": "us-east-9"}, "aws_region"),
+    ({"aws_region": "US-EAST-1"}, "aws_region"),
+    ({"aws_region": "us-gov-west-1"}, "aws_region"),
+    ({"aws_region": "cn-north-1"}, "aws_region"),
+    ({"python_version": "3.10"}, "python_version"),
+    ({"python_version": "2.7"}, "python_version"),
+    ({"license": "GPL-3.0"}, "license"),
+    ({"github_org": "-org"}, "github_org"),
+    ({"github_org": "org_name"}, "github_org"),
+    ({"github_org": "a" * 40}, "github_org"),
+    ({"description": "x" * 301}, "description"),
+    ({"description": "colour \x1b[31mred"}, "description"),
+]
+
+
+@pytest.mark.parametrize(
+    ("context", "field"), BAD_ANSWERS, ids=[variant_id(c) for c, _ in BAD_ANSWERS]
+)
+def test_bad_answer_fails_naming_the_field_and_leaves_nothing(
+    cookies, tmp_path: Path, capfd: pytest.CaptureFixture[str], context: dict, field: str
+) -> None:
+    result = cookies.bake(extra_context=context)
+    assert result.exit_code != 0
+    if isinstance(result.exception, ValueError):
+        # A choice variable: cookiecutter itself refuses the value before any hook runs.
+        assert f"choice variable {field}," in str(result.exception)
+    else:
+        assert isinstance(result.exception, FailedHookException)
+        assert f"ERROR: {field}=" in capfd.readouterr().err
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [], "output left behind"

@@ -1,0 +1,51 @@
+"""Level 2: a rendered project, installed into its own fresh venv, passes its own lint and tests
+on a real PostgreSQL: the embedded default, and the server of TEST_DATABASE_URL when given."""
+
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BIN_DIR
+
+
+def make(project: Path, target: str, **env: str) -> None:
+    environment = {**os.environ, "PATH": f"{BIN_DIR}{os.pathsep}{os.environ['PATH']}", **env}
+    environment.pop("VIRTUAL_ENV", None)  # the project's own .venv, not the template's
+    result = subprocess.run(
+        ["make", target],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    output = (result.stdout + result.stderr)[-8000:]
+    assert result.returncode == 0, f"make {target} failed:\n{output}"
+
+
+@pytest.fixture(scope="module")
+def default_project(bake: Callable) -> Path:
+    project = bake({})
+    make(project, "install")
+    assert (project / "uv.lock").exists(), "make install creates the lock the README says to commit"
+    return project
+
+
+@pytest.mark.slow
+def test_lint_passes(default_project: Path) -> None:
+    make(default_project, "lint")
+
+
+@pytest.mark.slow
+def test_suite_passes_on_a_throwaway_server(default_project: Path) -> None:
+    make(default_project, "test", TEST_DATABASE_URL="")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL unset")
+def test_suite_passes_on_the_given_server(default_project: Path) -> None:
+    make(default_project, "test", TEST_DATABASE_URL=os.environ["TEST_DATABASE_URL"])

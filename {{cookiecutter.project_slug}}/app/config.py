@@ -1,0 +1,86 @@
+"""Service configuration: one typed Settings class read from the environment (and .env)."""
+
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Self
+
+from pydantic import Field, PostgresDsn, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "postgres", "password", "secret"})
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", frozen=True
+    )
+
+    app_name: str = "{{ cookiecutter.project_slug }}"
+    environment: Environment = Environment.DEVELOPMENT
+    version: str = "0.1.0"
+    git_sha: str = "unknown"
+    log_level: str = "INFO"
+    access_log: bool = True
+
+    # Either a full URL, or the parts ECS injects (the password as a Secrets Manager secret).
+    database_url: PostgresDsn | None = None
+    postgres_host: str | None = None
+    postgres_port: int = 5432
+    postgres_user: str = "postgres"
+    postgres_password: SecretStr = SecretStr("")
+    postgres_db: str = "{{ cookiecutter.package_name }}"
+
+    # Pool: bounded waits so an outage answers 503 quickly instead of piling up requests.
+    db_pool_size: Annotated[int, Field(ge=1)] = 10
+    db_max_overflow: Annotated[int, Field(ge=0)] = 5
+    db_pool_timeout: Annotated[float, Field(gt=0)] = 5.0
+    db_connect_timeout: Annotated[float, Field(gt=0)] = 3.0
+    db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _use_asyncpg(cls, value: object) -> object:
+        """Accept postgres:// and postgresql:// URLs; the service always talks asyncpg."""
+        if isinstance(value, str):
+            for scheme in ("postgres://", "postgresql://", "postgresql+psycopg://"):
+                if value.startswith(scheme):
+                    return "postgresql+asyncpg://" + value.removeprefix(scheme)
+        return value
+
+    @model_validator(mode="after")
+    def _require_database_and_real_secrets(self) -> Self:
+        if self.database_url is None and self.postgres_host is None:
+            raise ValueError("set DATABASE_URL, or POSTGRES_HOST with the other POSTGRES_* parts")
+        if self.environment in (Environment.STAGING, Environment.PRODUCTION):
+            password = self.sqlalchemy_url.password or ""
+            if password.lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    f"the database password is a placeholder; refusing to run in {self.environment}"
+                )
+        return self
+
+    @property
+    def sqlalchemy_url(self) -> URL:
+        if self.database_url is not None:
+            return make_url(str(self.database_url))
+        return URL.create(
+            "postgresql+asyncpg",
+            username=self.postgres_user,
+            password=self.postgres_password.get_secret_value() or None,
+            host=self.postgres_host,
+            port=self.postgres_port,
+            database=self.postgres_db,
+        )
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,110 @@
+"""Fixtures: a real PostgreSQL, one migrated database per session, one rolled-back
+transaction per test, and an HTTP client on the app.
+
+The server is TEST_DATABASE_URL when set, otherwise a throwaway embedded PostgreSQL.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.config import Settings
+from app.database import create_engine, get_connection
+from app.main import create_app
+from scripts.local_postgres import create_database, drop_database, local_server
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `alembic` command line against `database_url`."""
+    env = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [sys.executable, "-m", "alembic", *args],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[URL]:
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield make_url(url)
+        return
+    # Not under pytest's tmp dir: that is private to this user, and the server runs as another
+    # user when the tests run as root (as in CI containers).
+    with (
+        tempfile.TemporaryDirectory(prefix="pytest-postgres-") as parent,
+        local_server(Path(parent) / "data", keep_data=False) as url,
+    ):
+        yield url
+
+
+@pytest.fixture
+def fresh_database(server_url: URL) -> Iterator[URL]:
+    """A new, empty database of the test's own, dropped after it."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    yield create_database(server_url, name)
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: URL) -> Iterator[URL]:
+    """A database migrated to head, shared by the session's tests."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = create_database(server_url, name)
+    result = alembic(url, "upgrade", "head")
+    assert result.returncode == 0, result.stderr
+    yield url
+    drop_database(server_url, name)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: URL) -> Settings:
+    return Settings(
+        _env_file=None,
+        database_url=database_url.render_as_string(hide_password=False),
+        environment="test",
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that is rolled back after the test."""
+    engine = create_engine(settings)
+    async with engine.connect() as conn:
+        # The app runs in autocommit; here everything it writes stays in one open transaction.
+        await conn.execution_options(isolation_level="READ COMMITTED")
+        transaction = await conn.begin()
+        yield conn
+        await transaction.rollback()
+    await engine.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings, connection: AsyncConnection) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    application.dependency_overrides[get_connection] = lambda: connection
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        yield client

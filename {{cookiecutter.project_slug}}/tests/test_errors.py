@@ -1,0 +1,115 @@
+"""One error shape everywhere, request ids and security headers."""
+
+import logging
+import sys
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from app.log import JsonFormatter, request_id_var
+
+
+def add_failing_route(app: FastAPI, path: str, exc: Exception) -> None:
+    async def fail() -> None:
+        raise exc
+
+    app.add_api_route(path, fail)
+
+
+async def test_unknown_route_is_404_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
+
+
+async def test_wrong_method_is_405_json(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/items")
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+async def test_request_id_is_echoed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/items/999999", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    assert response.json()["error"]["request_id"] == "abc-123"
+
+
+@pytest.mark.parametrize("header", ["", "has space", "x" * 129, "new\tline"])
+async def test_unsafe_request_id_is_replaced(client: httpx.AsyncClient, header: str) -> None:
+    response = await client.get("/health", headers={"X-Request-ID": header})
+    assert response.headers["x-request-id"] != header
+    assert len(response.headers["x-request-id"]) == 32
+
+
+async def test_request_id_is_generated(client: httpx.AsyncClient) -> None:
+    first = (await client.get("/health")).headers["x-request-id"]
+    second = (await client.get("/health")).headers["x-request-id"]
+    assert first != second
+
+
+async def test_security_headers(client: httpx.AsyncClient) -> None:
+    headers = (await client.get("/health")).headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+
+
+async def test_unhandled_error_is_500_json_with_request_id(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    add_failing_route(app, "/boom", RuntimeError("boom"))
+    response = await client.get("/boom", headers={"X-Request-ID": "req-500"})
+    assert response.status_code == 500
+    assert response.headers["x-request-id"] == "req-500"
+    assert response.json() == {
+        "error": {
+            "code": "internal_server_error",
+            "message": "Internal server error.",
+            "request_id": "req-500",
+        }
+    }
+
+
+async def test_integrity_error_is_409(app: FastAPI, client: httpx.AsyncClient) -> None:
+    add_failing_route(app, "/conflict", IntegrityError("INSERT", {}, Exception("duplicate")))
+    response = await client.get("/conflict")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "conflict"
+
+
+async def test_other_database_error_is_500(app: FastAPI, client: httpx.AsyncClient) -> None:
+    add_failing_route(app, "/dberror", DBAPIError("SELECT", {}, Exception("bug")))
+    response = await client.get("/dberror")
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_server_error"
+
+
+async def test_access_log_is_json_with_request_id(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        await client.get("/items/424242", headers={"X-Request-ID": "log-me"})
+    record = next(r for r in caplog.records if r.name == "app.access")
+    line = JsonFormatter().format(record)
+    assert '"path":"/items/424242"' in line
+    assert '"status":404' in line
+    assert '"method":"GET"' in line
+    assert '"request_id":"log-me"' in line
+
+
+def test_json_formatter_includes_request_id_and_exception() -> None:
+    token = request_id_var.set("rid-1")
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        record = logging.LogRecord(
+            "t", logging.ERROR, __file__, 1, "failed %s", ("x",), sys.exc_info()
+        )
+        line = JsonFormatter().format(record)
+    finally:
+        request_id_var.reset(token)
+    assert '"request_id":"rid-1"' in line
+    assert '"message":"failed x"' in line
+    assert "ValueError: bad" in line

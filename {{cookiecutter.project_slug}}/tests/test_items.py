@@ -1,0 +1,149 @@
+"""The items API: round trips, pagination and every validation error, on a real database."""
+
+import httpx
+import pytest
+
+ITEM = {"name": "Widget", "description": "A useful widget", "price": 9.99}
+
+
+async def create(client: httpx.AsyncClient, **overrides: object) -> dict:
+    response = await client.post("/items", json={**ITEM, **overrides})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_created_item_is_returned_by_id_and_listed(client: httpx.AsyncClient) -> None:
+    created = await create(client)
+    assert created["name"] == "Widget"
+    assert created["price"] == "9.99"
+    assert created["id"] >= 1
+    assert created["created_at"]
+
+    fetched = await client.get(f"/items/{created['id']}")
+    assert fetched.status_code == 200
+    assert fetched.json() == created
+
+    listed = await client.get("/items")
+    assert created in listed.json()["items"]
+
+
+async def test_description_is_optional(client: httpx.AsyncClient) -> None:
+    created = await create(client, description=None)
+    assert created["description"] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Robert'); DROP TABLE items;--", "1 OR 1=1", "ünïcödé ✓ 日本語", "<script>x</script>"],
+)
+async def test_text_is_stored_verbatim(client: httpx.AsyncClient, text: str) -> None:
+    created = await create(client, name=text[:100], description=text)
+    fetched = (await client.get(f"/items/{created['id']}")).json()
+    assert (fetched["name"], fetched["description"]) == (text[:100], text)
+
+
+async def test_price_accepts_two_decimal_string(client: httpx.AsyncClient) -> None:
+    created = await create(client, price="12.50")
+    assert created["price"] == "12.50"
+
+
+async def test_list_is_ordered_and_paginated(client: httpx.AsyncClient) -> None:
+    ids = [(await create(client, name=f"item {n}"))["id"] for n in range(5)]
+
+    everything = (await client.get("/items", params={"limit": 100})).json()
+    listed_ids = [item["id"] for item in everything["items"]]
+    assert listed_ids == sorted(listed_ids)
+    start = listed_ids.index(ids[0])
+
+    page = (await client.get("/items", params={"limit": 2, "offset": start + 1})).json()
+    assert [item["id"] for item in page["items"]] == ids[1:3]
+    assert (page["limit"], page["offset"]) == (2, start + 1)
+
+
+async def test_list_defaults_to_twenty(client: httpx.AsyncClient) -> None:
+    for n in range(21):
+        await create(client, name=f"bulk {n}")
+    page = (await client.get("/items")).json()
+    assert page["limit"] == 20
+    assert len(page["items"]) == 20
+
+
+async def test_page_past_the_end_is_empty(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/items", params={"offset": 1_000_000})).json()
+    assert page["items"] == []
+
+
+async def test_unknown_item_is_404_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/items/999999999")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "not_found"
+    assert "999999999" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({**ITEM, "name": ""}, "name"),
+        ({**ITEM, "name": "x" * 101}, "name"),
+        ({**ITEM, "name": "   "}, "name"),
+        ({**ITEM, "name": "nul\x00byte"}, "name"),
+        ({**ITEM, "name": 42}, "name"),
+        ({**ITEM, "description": "d" * 1001}, "description"),
+        ({**ITEM, "price": -1}, "price"),
+        ({**ITEM, "price": 1.005}, "price"),
+        ({**ITEM, "price": "cheap"}, "price"),
+        ({**ITEM, "price": 1e12}, "price"),
+        ({**ITEM, "price": True}, "price"),
+        ({"name": "no price"}, "price"),
+        ({**ITEM, "colour": "red"}, "colour"),
+    ],
+)
+async def test_invalid_item_is_422_naming_the_field(
+    client: httpx.AsyncClient, payload: dict, field: str
+) -> None:
+    response = await client.post("/items", json=payload)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert any(field in detail["loc"] for detail in error["details"])
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"name": "x", "price": 1', b"\xff\xfe"])
+async def test_malformed_json_is_400(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/items", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "bad_request"
+
+
+@pytest.mark.parametrize("body", [b"[]", b'"text"', b"null"])
+async def test_non_object_body_is_422(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/items", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": -1},
+        {"limit": "ten"},
+        {"offset": -1},
+        {"offset": 1_000_001},
+    ],
+)
+async def test_out_of_range_pagination_is_422(client: httpx.AsyncClient, params: dict) -> None:
+    response = await client.get("/items", params=params)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]
+
+
+@pytest.mark.parametrize("item_id", ["0", "-1", "abc", str(2**63), "1.5"])
+async def test_bad_item_id_is_422(client: httpx.AsyncClient, item_id: str) -> None:
+    response = await client.get(f"/items/{item_id}")
+    assert response.status_code == 422
