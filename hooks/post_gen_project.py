@@ -14,7 +14,11 @@ from pathlib import Path
 
 # option -> value -> paths (relative to the project root) removed when the option has that value.
 # A feature lives in its own files, so choosing it off is deleting those files.
-PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {}
+PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "monitoring": {
+        "none": ("monitoring",),
+    },
+}
 
 # Every value in .env.example equal to this is replaced by its own fresh secret in .env.
 SECRET_PLACEHOLDER = "change-me"

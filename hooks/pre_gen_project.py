@@ -65,6 +65,7 @@ OTHER_PARTITION_PREFIXES = ("us-gov-", "cn-", "eusc-", "us-iso")
 
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
+MONITORING = ("prometheus_grafana", "none")
 
 # Names the rendered project already uses for its own modules or depends on: a distribution
 # of the same name would make uv resolve the project against itself.
@@ -202,6 +203,7 @@ FIELD_RULES: Mapping[str, Rule] = {
     "python_version": one_of(PYTHON_VERSIONS),
     "aws_region": check_region,
     "license": one_of(LICENSES),
+    "monitoring": one_of(MONITORING),
 }
 
 

@@ -22,6 +22,7 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"license": "BSD-3-Clause"},
     {"license": "Proprietary"},
     {"aws_region": "ap-southeast-7"},
+    {"monitoring": "none"},
     {"project_name": "Zürich Café Bestellungen"},
     {"project_name": "Billing", "project_slug": "billing-api-eu-west"},
     {
@@ -88,6 +89,8 @@ def test_no_template_leftovers_or_blank_line_debris(bake: Callable, context: dic
         text = path.read_text(errors="replace")
         assert not LEFTOVER.search(text), f"template syntax left in {path}"
         assert "\n\n\n\n" not in text, f"blank-line debris in {path}"
+        if path.suffix == ".md":  # a false branch must not glue a heading to the line above
+            assert not re.search(r"[^\n]\n#+ ", text), f"heading without blank line in {path}"
 
 
 @variants
@@ -181,6 +184,24 @@ def compose_cross_reference_problems(project: Path, compose: dict) -> list[str]:
     return problems
 
 
+def test_monitoring_none_leaves_no_trace_but_metrics(bake: Callable) -> None:
+    project = bake({"monitoring": "none"})
+    assert not (project / "monitoring").exists()
+    for path in files_of(project):
+        assert "grafana" not in path.read_text(errors="replace").lower(), path
+    compose = yaml.safe_load((project / "docker-compose.yml").read_text())
+    assert set(compose["services"]) == {"db", "migrate", "app"}
+    assert set(compose["volumes"]) == {"pgdata"}
+    assert '"/metrics"' in (project / "app" / "metrics.py").read_text()
+
+
+def test_monitoring_services_join_the_compose_stack(bake: Callable) -> None:
+    compose = yaml.safe_load((bake({}) / "docker-compose.yml").read_text())
+    assert {"prometheus", "grafana"} <= set(compose["services"])
+    grafana = compose["services"]["grafana"]
+    assert "GRAFANA_ADMIN_PASSWORD:?" in grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+
+
 # ---- bad answers: (extra_context, the field the message must name) --------------------------
 
 BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
@@ -214,6 +235,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"python_version": "3.10"}, "python_version"),
     ({"python_version": "2.7"}, "python_version"),
     ({"license": "GPL-3.0"}, "license"),
+    ({"monitoring": "datadog"}, "monitoring"),
     ({"github_org": "-org"}, "github_org"),
     ({"github_org": "org_name"}, "github_org"),
     ({"github_org": "a" * 40}, "github_org"),

@@ -21,6 +21,7 @@ VALID = {
     "python_version": "3.12",
     "aws_region": "eu-west-1",
     "license": "MIT",
+    "monitoring": "prometheus_grafana",
 }
 
 

@@ -1,0 +1,1 @@
+"""Helpers for tests/test_monitoring.py: PromQL from dashboards, a real Prometheus, the app."""

