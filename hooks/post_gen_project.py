@@ -15,8 +15,16 @@ from pathlib import Path
 # option -> value -> paths (relative to the project root) removed when the option has that value.
 # A feature lives in its own files, so choosing it off is deleting those files.
 PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "database": {
+        "rds": ("infra/components/database_efs.py", "infra/tests/test_database_efs.py"),
+        "ecs_efs": ("infra/components/database_rds.py", "infra/tests/test_database_rds.py"),
+    },
     "monitoring": {
-        "none": ("monitoring",),
+        "none": (
+            "monitoring",
+            "infra/components/monitoring.py",
+            "infra/tests/test_monitoring.py",
+        ),
     },
 }
 

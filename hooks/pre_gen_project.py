@@ -66,6 +66,8 @@ OTHER_PARTITION_PREFIXES = ("us-gov-", "cn-", "eusc-", "us-iso")
 PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 MONITORING = ("prometheus_grafana", "none")
+DATABASES = ("rds", "ecs_efs")
+NAT_GATEWAYS = ("single", "one_per_az", "none")
 
 # Names the rendered project already uses for its own modules or depends on: a distribution
 # of the same name would make uv resolve the project against itself.
@@ -107,13 +109,15 @@ EMAIL_RE = re.compile(
 )
 GITHUB_NAME_RE = re.compile(r"[A-Za-z0-9](-?[A-Za-z0-9])*")
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+DOMAIN_RE = re.compile(r"([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 
-Rule = Callable[[str], "str | None"]
+Rule = Callable[[object], "str | None"]
 
 
 def text(max_len: int, *, required: bool = True) -> Rule:
     """A one-line free-text answer: no control characters, bounded length."""
 
+    @string
     def check(value: str) -> str | None:
         if required and not value.strip():
             return "must not be empty"
@@ -126,6 +130,30 @@ def text(max_len: int, *, required: bool = True) -> Rule:
     return check
 
 
+def string(rule: Callable[[str], str | None]) -> Rule:
+    """Apply a rule for text answers, refusing anything that is not text."""
+
+    def check(value: object) -> str | None:
+        return rule(value) if isinstance(value, str) else "must be a string"
+
+    return check
+
+
+def boolean(value: object) -> str | None:
+    return None if isinstance(value, bool) else "must be true or false"
+
+
+def integer(low: int, high: int) -> Rule:
+    @string
+    def check(value: str) -> str | None:
+        if not value.isascii() or not value.isdigit() or not low <= int(value) <= high:
+            return f"must be a whole number from {low} to {high}"
+        return None
+
+    return check
+
+
+@string
 def name(value: str) -> str | None:
     if problem := text(100)(value):
         return problem
@@ -135,12 +163,13 @@ def name(value: str) -> str | None:
 
 
 def one_of(choices: tuple[str, ...]) -> Rule:
-    def check(value: str) -> str | None:
+    def check(value: object) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}"
 
     return check
 
 
+@string
 def check_slug(value: str) -> str | None:
     if not SLUG_RE.fullmatch(value):
         return (
@@ -157,6 +186,7 @@ def check_slug(value: str) -> str | None:
     return None
 
 
+@string
 def check_package_name(value: str) -> str | None:
     if not IDENTIFIER_RE.fullmatch(value):
         return "must be a lowercase Python identifier (letters, digits, underscores)"
@@ -169,12 +199,14 @@ def check_package_name(value: str) -> str | None:
     return None
 
 
+@string
 def check_email(value: str) -> str | None:
     if len(value) > 254 or not EMAIL_RE.fullmatch(value):
         return "must be an e-mail address like name@example.com"
     return None
 
 
+@string
 def check_github_org(value: str) -> str | None:
     if len(value) > 39 or not GITHUB_NAME_RE.fullmatch(value):
         return (
@@ -184,12 +216,35 @@ def check_github_org(value: str) -> str | None:
     return None
 
 
+@string
 def check_region(value: str) -> str | None:
     if value in AWS_REGIONS:
         return None
     if value.startswith(OTHER_PARTITION_PREFIXES):
         return "is in a separate AWS partition (GovCloud/China/sovereign), which is not supported"
     return "must be an AWS commercial region code such as us-east-1 or eu-west-1"
+
+
+@string
+def check_optional_email(value: str) -> str | None:
+    return check_email(value) if value else None
+
+
+@string
+def check_domain(value: str) -> str | None:
+    if value and (len(value) > 253 or not DOMAIN_RE.fullmatch(value)):
+        return (
+            "must be empty or a lowercase DNS name like api.example.com (labels of letters, "
+            "digits and inner hyphens, a top-level domain of letters)"
+        )
+    return None
+
+
+def check_task_range(answers: Mapping[str, object]) -> tuple[str, str] | None:
+    low, high = (answers.get(key) for key in ("min_tasks", "max_tasks"))
+    if not (isinstance(low, str) and isinstance(high, str) and low.isdigit() and high.isdigit()):
+        return None  # each is reported on its own
+    return ("max_tasks", f"must be at least min_tasks ({low})") if int(high) < int(low) else None
 
 
 FIELD_RULES: Mapping[str, Rule] = {
@@ -202,9 +257,24 @@ FIELD_RULES: Mapping[str, Rule] = {
     "github_org": check_github_org,
     "python_version": one_of(PYTHON_VERSIONS),
     "aws_region": check_region,
+    "database": one_of(DATABASES),
+    "use_fargate_spot": boolean,
+    "nat_gateway": one_of(NAT_GATEWAYS),
+    "autoscaling": boolean,
+    "min_tasks": integer(1, 100),
+    "max_tasks": integer(1, 100),
+    "domain_name": check_domain,
+    "use_waf": boolean,
+    "alert_email": check_optional_email,
+    "monthly_budget_usd": integer(1, 1_000_000),
     "license": one_of(LICENSES),
     "monitoring": one_of(MONITORING),
 }
+
+# Rules over several answers: each returns (the field to blame, the broken rule) or None.
+CROSS_FIELD_RULES: tuple[Callable[[Mapping[str, object]], tuple[str, str] | None], ...] = (
+    check_task_range,
+)
 
 
 def validate(answers: Mapping[str, object]) -> list[str]:
@@ -212,12 +282,12 @@ def validate(answers: Mapping[str, object]) -> list[str]:
     errors = []
     for field, rule in FIELD_RULES.items():
         value = answers.get(field)
-        if not isinstance(value, str):
-            errors.append(f"{field}={value!r}: must be a string")
-            continue
-        problem = rule(value)
-        if problem:
+        if problem := rule(value):
             errors.append(f"{field}={value!r}: {problem}")
+    for cross_rule in CROSS_FIELD_RULES:
+        if found := cross_rule(answers):
+            field, problem = found
+            errors.append(f"{field}={answers.get(field)!r}: {problem}")
     return errors
 
 

@@ -23,6 +23,34 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"license": "Proprietary"},
     {"aws_region": "ap-southeast-7"},
     {"monitoring": "none"},
+    # The infrastructure options, each alone against the defaults, then together.
+    {"database": "ecs_efs"},
+    {"use_fargate_spot": False},
+    {"nat_gateway": "one_per_az"},
+    {"nat_gateway": "none"},
+    {"autoscaling": False},
+    {"min_tasks": "1", "max_tasks": "1"},
+    {"domain_name": "api.example.com"},
+    {"use_waf": True},
+    {"alert_email": "ops@example.com", "monthly_budget_usd": "500"},
+    {
+        "database": "rds",
+        "use_fargate_spot": True,
+        "nat_gateway": "none",
+        "domain_name": "api.example.com",
+        "use_waf": True,
+        "alert_email": "ops@example.com",
+    },
+    {"database": "ecs_efs", "nat_gateway": "one_per_az", "autoscaling": False},
+    {
+        "database": "ecs_efs",
+        "use_fargate_spot": False,
+        "nat_gateway": "none",
+        "autoscaling": False,
+        "monitoring": "none",
+        "min_tasks": "3",
+        "max_tasks": "3",
+    },
     {"project_name": "Zürich Café Bestellungen"},
     {"project_name": "Billing", "project_slug": "billing-api-eu-west"},
     {
@@ -241,6 +269,23 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"github_org": "a" * 40}, "github_org"),
     ({"description": "x" * 301}, "description"),
     ({"description": "colour \x1b[31mred"}, "description"),
+    ({"database": "mysql"}, "database"),
+    ({"nat_gateway": "two"}, "nat_gateway"),
+    ({"use_fargate_spot": "perhaps"}, "use_fargate_spot"),
+    ({"autoscaling": "sometimes"}, "autoscaling"),
+    ({"min_tasks": "0"}, "min_tasks"),
+    ({"min_tasks": "two"}, "min_tasks"),
+    ({"max_tasks": "101"}, "max_tasks"),
+    ({"min_tasks": "5", "max_tasks": "3"}, "max_tasks"),
+    ({"domain_name": "API.example.com"}, "domain_name"),
+    ({"domain_name": "example"}, "domain_name"),
+    ({"domain_name": "-api.example.com"}, "domain_name"),
+    ({"domain_name": "api.example.com; rm -rf /"}, "domain_name"),
+    ({"use_waf": "enable"}, "use_waf"),
+    ({"alert_email": "ops"}, "alert_email"),
+    ({"monthly_budget_usd": "0"}, "monthly_budget_usd"),
+    ({"monthly_budget_usd": "-10"}, "monthly_budget_usd"),
+    ({"monthly_budget_usd": "12.5"}, "monthly_budget_usd"),
 ]
 
 
@@ -253,8 +298,8 @@ def test_bad_answer_fails_naming_the_field_and_leaves_nothing(
     result = cookies.bake(extra_context=context)
     assert result.exit_code != 0
     if isinstance(result.exception, ValueError):
-        # A choice variable: cookiecutter itself refuses the value before any hook runs.
-        assert f"choice variable {field}," in str(result.exception)
+        # A choice or yes/no variable: cookiecutter itself refuses the value before any hook.
+        assert f"variable {field} " in str(result.exception).replace(",", " ")
     else:
         assert isinstance(result.exception, FailedHookException)
         assert f"ERROR: {field}=" in capfd.readouterr().err

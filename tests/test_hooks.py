@@ -22,6 +22,16 @@ VALID = {
     "aws_region": "eu-west-1",
     "license": "MIT",
     "monitoring": "prometheus_grafana",
+    "database": "rds",
+    "use_fargate_spot": True,
+    "nat_gateway": "single",
+    "autoscaling": True,
+    "min_tasks": "2",
+    "max_tasks": "6",
+    "domain_name": "",
+    "use_waf": False,
+    "alert_email": "",
+    "monthly_budget_usd": "200",
 }
 
 
@@ -55,6 +65,10 @@ def test_slug_limit_follows_from_the_aws_load_balancer_name_limit() -> None:
         ("github_org", "my--org", "GitHub"),
         ("description", "two\nlines", "single line"),
         ("python_version", "3.14", "one of"),
+        ("use_waf", "yes", "true or false"),
+        ("min_tasks", "1.5", "whole number"),
+        ("domain_name", "a..example.com", "DNS name"),
+        ("alert_email", "@example.com", "e-mail"),
     ],
 )
 def test_invalid_answer_message_names_field_value_and_rule(
@@ -64,6 +78,11 @@ def test_invalid_answer_message_names_field_value_and_rule(
     assert len(errors) == 1
     assert errors[0].startswith(f"{field}={value!r}: ")
     assert fragment in errors[0]
+
+
+def test_max_tasks_below_min_tasks_is_blamed_on_max_tasks() -> None:
+    errors = pre_gen.validate({**VALID, "min_tasks": "4", "max_tasks": "3"})
+    assert errors == ["max_tasks='3': must be at least min_tasks (4)"]
 
 
 def test_non_string_answer_is_rejected() -> None:

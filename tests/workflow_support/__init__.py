@@ -1,0 +1,1 @@
+"""Static checks of rendered GitHub workflows (used by test_workflows.py)."""

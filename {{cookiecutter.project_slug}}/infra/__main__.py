@@ -1,0 +1,231 @@
+"""Pulumi program of {{ cookiecutter.project_slug }}: reads the stack config, wires the components, exports.
+
+Architecture, costs and bootstrap steps: infra/README.md.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import stack_config
+from components.alarms import Alerting, AlertingArgs, ServiceAlarms, ServiceAlarmsArgs
+from components.ci_access import CiAccess, CiAccessArgs
+from components.cluster import Cluster, ClusterArgs
+from components.database import DatabaseArgs
+{%- if cookiecutter.database == "rds" %}
+from components.database_rds import Database
+{%- else %}
+from components.database_efs import Database
+{%- endif %}
+from components.dns import AliasRecord, AliasRecordArgs, Certificate, CertificateArgs
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+from components.monitoring import IMAGE_NAMES as MONITORING_IMAGES
+from components.monitoring import Monitoring, MonitoringArgs
+{%- endif %}
+from components.naming import prefixed
+from components.network import Network, NetworkArgs
+from components.registry import Registry, RegistryArgs
+from components.security_groups import SecurityGroups, SecurityGroupsArgs
+from components.service import AppService, AppServiceArgs
+from components.waf import Waf, WafArgs
+
+cfg = stack_config.load()
+slug = cfg.slug
+namespace_name = f"{slug}.internal"
+
+network = Network(
+    prefixed(slug, "net"), NetworkArgs(cidr_block=cfg.vpc_cidr, nat_gateway=cfg.nat_gateway)
+)
+# Without NAT the tasks sit in public subnets with public IPs (to reach ECR and CloudWatch);
+# their security groups still admit only the ALB and each other.
+task_subnet_ids = (
+    network.public_subnet_ids if cfg.tasks_in_public_subnets else network.private_subnet_ids
+)
+groups = SecurityGroups(prefixed(slug, "sg"), SecurityGroupsArgs(network.vpc_id, cfg.https))
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+registry = Registry(prefixed(slug, "ecr"), RegistryArgs(image_names=["app", *MONITORING_IMAGES]))
+{%- else %}
+registry = Registry(prefixed(slug, "ecr"), RegistryArgs(image_names=["app"]))
+{%- endif %}
+cluster = Cluster(
+    slug,
+    ClusterArgs(
+        vpc_id=network.vpc_id,
+        use_fargate_spot=cfg.use_fargate_spot,
+        log_retention_days=cfg.log_retention_days,
+        namespace_name=namespace_name,
+    ),
+)
+alerting = Alerting(
+    prefixed(slug, "alerts"),
+    AlertingArgs(alert_email=cfg.alert_email, monthly_budget_usd=cfg.monthly_budget_usd),
+)
+
+certificate = (
+    Certificate(
+        prefixed(slug, "tls"),
+        CertificateArgs(domain_name=cfg.domain_name, hosted_zone_name=cfg.hosted_zone_name),
+    )
+    if cfg.https
+    else None
+)
+load_balancer = LoadBalancer(
+    prefixed(slug, "lb"),
+    LoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        public_subnet_ids=network.public_subnet_ids,
+        security_group_id=groups.alb_security_group_id,
+        certificate_arn=certificate.certificate_arn if certificate else None,
+    ),
+)
+if cfg.use_waf:
+    Waf(prefixed(slug, "waf"), WafArgs(load_balancer_arn=load_balancer.alb_arn))
+
+database = Database(
+    prefixed(slug, "db"),
+    DatabaseArgs(
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        client_security_group_id=groups.app_security_group_id,
+        db_name=cfg.db_name,
+        username=cfg.db_username,
+        deletion_protection=cfg.deletion_protection,
+        instance_class=cfg.db_instance_class,
+        allocated_storage_gb=cfg.db_allocated_storage_gb,
+        max_allocated_storage_gb=cfg.db_max_allocated_storage_gb,
+        multi_az=cfg.db_multi_az,
+        backup_retention_days=cfg.db_backup_retention_days,
+        alarm_topic_arn=alerting.topic_arn,
+        cluster_arn=cluster.cluster_arn,
+        namespace_id=cluster.namespace_id,
+        namespace_name=namespace_name,
+        log_group_name=cluster.log_group_name,
+        task_subnet_ids=task_subnet_ids,
+        assign_public_ip=cfg.tasks_in_public_subnets,
+        image=cfg.postgres_image,
+    ),
+)
+
+app = AppService(
+    prefixed(slug, "app"),
+    AppServiceArgs(
+        cluster_arn=cluster.cluster_arn,
+        cluster_name=cluster.cluster_name,
+        vpc_id=network.vpc_id,
+        task_subnet_ids=task_subnet_ids,
+        assign_public_ip=cfg.tasks_in_public_subnets,
+        security_group_id=groups.app_security_group_id,
+        listener_arn=load_balancer.listener_arn,
+        alb_arn_suffix=load_balancer.alb_arn_suffix,
+        image=registry.image("app", cfg.image_tag),
+        repository_arn=registry.repositories["app"].arn,
+        log_group_name=cluster.log_group_name,
+        namespace_id=cluster.namespace_id,
+        environment={
+            "ENVIRONMENT": cfg.app_environment,
+            "LOG_LEVEL": cfg.log_level,
+            "GIT_SHA": cfg.image_tag,
+            "WEB_CONCURRENCY": str(cfg.web_concurrency),
+            "POSTGRES_HOST": database.host,
+            "POSTGRES_PORT": database.port.apply(str),
+            "POSTGRES_DB": database.db_name,
+            "POSTGRES_USER": database.username,
+        },
+        secrets={"POSTGRES_PASSWORD": database.password_value_from},
+        secret_arns=[database.password_secret_arn],
+        cpu=cfg.app_cpu,
+        memory=cfg.app_memory,
+        use_fargate_spot=cfg.use_fargate_spot,
+        autoscaling=cfg.autoscaling,
+        min_tasks=cfg.min_tasks,
+        max_tasks=cfg.max_tasks,
+        cpu_target_percent=cfg.cpu_target_percent,
+        requests_per_target=cfg.requests_per_target,
+    ),
+)
+ServiceAlarms(
+    prefixed(slug, "alarms"),
+    ServiceAlarmsArgs(
+        topic_arn=alerting.topic_arn,
+        alb_arn_suffix=load_balancer.alb_arn_suffix,
+        target_group_arn_suffix=app.target_group_arn_suffix,
+    ),
+)
+
+if certificate is not None:
+    AliasRecord(
+        prefixed(slug, "dns"),
+        AliasRecordArgs(
+            domain_name=cfg.domain_name,
+            zone_id=certificate.zone_id,
+            target_dns_name=load_balancer.dns_name,
+            target_zone_id=load_balancer.zone_id,
+        ),
+    )
+    url = pulumi.Output.from_input(f"https://{cfg.domain_name}")
+else:
+    url = pulumi.Output.concat("http://", load_balancer.dns_name)
+
+deployed_services = [app.service_arn]
+deployed_roles = list(app.role_arns)
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+
+monitoring = Monitoring(
+    prefixed(slug, "mon"),
+    MonitoringArgs(
+        cluster_arn=cluster.cluster_arn,
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        task_subnet_ids=task_subnet_ids,
+        assign_public_ip=cfg.tasks_in_public_subnets,
+        app_security_group_id=groups.app_security_group_id,
+        alb_security_group_id=groups.alb_security_group_id,
+        listener_arn=load_balancer.listener_arn,
+        log_group_name=cluster.log_group_name,
+        namespace_id=cluster.namespace_id,
+        prometheus_image=registry.image("prometheus", cfg.image_tag),
+        grafana_image=registry.image("grafana", cfg.image_tag),
+        repository_arns=[registry.repositories[name].arn for name in MONITORING_IMAGES],
+    ),
+)
+deployed_services.append(monitoring.service_arn)
+deployed_roles += monitoring.role_arns
+pulumi.export("grafana_url", pulumi.Output.concat(url, "/grafana/"))
+pulumi.export("grafana_admin_secret_arn", monitoring.admin_secret_arn)
+{%- endif %}
+
+ci = CiAccess(
+    prefixed(slug, "ci"),
+    CiAccessArgs(
+        github_repository=cfg.github_repository,
+        deploy_environment=cfg.deploy_environment,
+        existing_oidc_provider_arn=cfg.github_oidc_provider_arn,
+        repository_arns=[repository.arn for repository in registry.repositories.values()],
+        cluster_arn=cluster.cluster_arn,
+        service_arns=deployed_services,
+        pass_role_arns=deployed_roles,
+        log_group_name=cluster.log_group_name,
+        state_bucket_name=cfg.state_bucket_name,
+        secrets_kms_key_arn=cfg.secrets_kms_key_arn,
+    ),
+)
+
+pulumi.export("url", url)
+pulumi.export("alb_dns_name", load_balancer.dns_name)
+pulumi.export("aws_region", pulumi.Config("aws").get("region"))
+pulumi.export("ecr_repository_url", registry.repository_urls["app"])
+pulumi.export("ecr_repository_urls", registry.repository_urls)
+pulumi.export("cluster_name", cluster.cluster_name)
+pulumi.export("service_name", app.service_name)
+pulumi.export("log_group_name", cluster.log_group_name)
+pulumi.export("migration_task_definition_arn", app.migration_task_definition.arn)
+pulumi.export("migration_task_definition_family", app.migration_task_definition.family)
+pulumi.export("migration_task_definition_urn", app.migration_task_definition.urn)
+# `aws ecs run-task` of the migration needs where and as what to run.
+pulumi.export("task_subnet_ids", task_subnet_ids)
+pulumi.export("task_assign_public_ip", "ENABLED" if cfg.tasks_in_public_subnets else "DISABLED")
+pulumi.export("private_subnet_ids", network.private_subnet_ids)
+pulumi.export("public_subnet_ids", network.public_subnet_ids)
+pulumi.export("app_security_group_id", groups.app_security_group_id)
+pulumi.export("database_host", database.host)
+pulumi.export("deploy_role_arn", ci.deploy_role_arn)

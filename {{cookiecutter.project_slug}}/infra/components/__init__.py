@@ -1,0 +1,1 @@
+"""One ComponentResource per concern of the service's AWS infrastructure."""

@@ -1,0 +1,49 @@
+"""The contract both database implementations (database_rds.py, database_efs.py) fulfil.
+
+The post-gen hook keeps exactly one implementation; __main__ imports it as `Database`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+
+from components.tasks import secret_value_from
+
+POSTGRES_PORT = 5432
+# Both implementations keep credentials as a Secrets Manager JSON document with these keys
+# (RDS's managed master secret has this shape), so the app's task definition reads the
+# password the same way from either: "<secret arn>:password::".
+PASSWORD_JSON_KEY = "password"
+
+
+@dataclass
+class DatabaseArgs:
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    client_security_group_id: pulumi.Input[str]  # the app (and its migration task)
+    db_name: str
+    username: str
+    deletion_protection: bool
+    # RDS only
+    instance_class: str = "db.t4g.micro"
+    allocated_storage_gb: int = 20
+    max_allocated_storage_gb: int = 100
+    multi_az: bool = False
+    backup_retention_days: int = 7
+    alarm_topic_arn: pulumi.Input[str] | None = None
+    # ECS + EFS only
+    cluster_arn: pulumi.Input[str] | None = None
+    namespace_id: pulumi.Input[str] | None = None
+    namespace_name: str = ""
+    log_group_name: pulumi.Input[str] | None = None
+    task_subnet_ids: Sequence[pulumi.Input[str]] = ()
+    assign_public_ip: bool = False
+    image: str = "public.ecr.aws/docker/library/postgres:16"
+
+
+def password_value_from(secret_arn: pulumi.Input[str]) -> pulumi.Output[str]:
+    """ECS `secrets[].valueFrom` selecting the password key of the credentials secret."""
+    return secret_value_from(secret_arn, PASSWORD_JSON_KEY)

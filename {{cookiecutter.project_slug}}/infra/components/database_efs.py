@@ -1,0 +1,173 @@
+"""Database option `ecs_efs`: one PostgreSQL container on encrypted EFS, found through Cloud Map.
+
+Exactly one task, ever: the deployment stops the old postmaster (min 0%) before starting the
+new one (max 100%), because two postmasters on one data directory corrupt it.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster import SINGLE_TASK_STRATEGY
+from components.database import POSTGRES_PORT, DatabaseArgs, password_value_from
+from components.efs_volume import AccessPointSpec, EfsVolume, EfsVolumeArgs
+from components.naming import type_token
+from components.security_groups import allow_all_egress, allow_from_group
+from components.tasks import (
+    STOP_TIMEOUT_SECONDS,
+    discovery_service,
+    environment,
+    execution_role,
+    log_configuration,
+    network_configuration,
+    task_role,
+)
+
+# The official Debian-based image runs Postgres as uid/gid 999.
+POSTGRES_UID = 999
+DATA_MOUNT = "/var/lib/postgresql/data"
+DISCOVERY_NAME = "db"
+PASSWORD_LENGTH = 32
+
+
+class Database(pulumi.ComponentResource):
+    """The seed's container Postgres, made safe: one task, private, encrypted, secret password."""
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(type_token("EfsDatabase"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="PostgreSQL (ECS task)", opts=child
+        )
+        allow_from_group(
+            f"{name}-from-app",
+            self.security_group.id,
+            args.client_security_group_id,
+            POSTGRES_PORT,
+            child,
+            "App and migration tasks to PostgreSQL",
+        )
+        allow_all_egress(f"{name}-egress", self.security_group, child)
+
+        self.secret = self._password_secret(name, args.username, child)
+        self.volume = EfsVolume(
+            f"{name}-data",
+            EfsVolumeArgs(
+                vpc_id=args.vpc_id,
+                subnet_ids=args.private_subnet_ids,
+                client_security_group_id=self.security_group.id,
+                access_points={"pgdata": AccessPointSpec("/postgres", POSTGRES_UID, POSTGRES_UID)},
+            ),
+            opts=child,
+        )
+        exec_role = execution_role(
+            f"{name}-execution",
+            repository_arns=[],  # the image is public (ECR Public gallery)
+            log_group_name=args.log_group_name,
+            secret_arns=[self.secret.arn],
+            opts=child,
+        )
+        role = task_role(f"{name}-task", statements=self.volume.client_statements(), opts=child)
+        container = {
+            "name": "postgres",
+            "image": args.image,
+            "essential": True,
+            "user": f"{POSTGRES_UID}:{POSTGRES_UID}",
+            "stopTimeout": STOP_TIMEOUT_SECONDS,
+            "portMappings": [{"containerPort": POSTGRES_PORT, "protocol": "tcp"}],
+            "environment": environment(
+                {
+                    "POSTGRES_DB": args.db_name,
+                    "POSTGRES_USER": args.username,
+                    # A subdirectory, so initdb finds it empty even if the mount root is not.
+                    "PGDATA": f"{DATA_MOUNT}/pgdata",
+                }
+            ),
+            "secrets": [
+                {"name": "POSTGRES_PASSWORD", "valueFrom": password_value_from(self.secret.arn)}
+            ],
+            "mountPoints": [{"sourceVolume": "pgdata", "containerPath": DATA_MOUNT}],
+            "healthCheck": {
+                "command": ["CMD-SHELL", f"pg_isready -U {args.username} -d {args.db_name}"],
+                "interval": 10,
+                "timeout": 5,
+                "retries": 5,
+                "startPeriod": 30,
+            },
+            "logConfiguration": log_configuration(args.log_group_name, "postgres"),
+        }
+        task_definition = aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{name}-{pulumi.get_stack()}",
+            cpu="512",
+            memory="1024",
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=exec_role.arn,
+            task_role_arn=role.arn,
+            volumes=self.volume.task_volumes(),
+            container_definitions=pulumi.Output.json_dumps([container]),
+            opts=child,
+        )
+        registry = discovery_service(
+            f"{name}-discovery",
+            dns_name=DISCOVERY_NAME,
+            namespace_id=args.namespace_id,
+            opts=child,
+        )
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=args.cluster_arn,
+            task_definition=task_definition.arn,
+            desired_count=1,
+            capacity_provider_strategies=SINGLE_TASK_STRATEGY,
+            # Stop the old task before starting the new one: never two postmasters.
+            deployment_minimum_healthy_percent=0,
+            deployment_maximum_percent=100,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            network_configuration=network_configuration(
+                args.task_subnet_ids, [self.security_group.id], args.assign_public_ip
+            ),
+            service_registries={"registry_arn": registry.arn},
+            propagate_tags="SERVICE",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=self.volume.mount_targets),
+        )
+        self.password_secret_arn = self.secret.arn
+        self.host = f"{DISCOVERY_NAME}.{args.namespace_name}"
+        self.port = pulumi.Output.from_input(POSTGRES_PORT)
+        self.db_name = args.db_name
+        self.username = args.username
+        self.password_value_from = password_value_from(self.secret.arn)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "service_name": self.service.name,
+                "password_secret_arn": self.password_secret_arn,
+            }
+        )
+
+    def _password_secret(
+        self, name: str, username: str, child: pulumi.ResourceOptions
+    ) -> aws.secretsmanager.Secret:
+        """A JSON secret shaped like RDS's managed one, its password generated by Secrets Manager.
+
+        The password is drawn once: Postgres reads POSTGRES_PASSWORD only when it initialises
+        the data directory, so later draws are ignored instead of silently diverging from it.
+        """
+        secret = aws.secretsmanager.Secret(
+            f"{name}-password", description="PostgreSQL credentials (ecs_efs)", opts=child
+        )
+        password = aws.secretsmanager.get_random_password_output(
+            password_length=PASSWORD_LENGTH, exclude_punctuation=True
+        ).random_password
+        aws.secretsmanager.SecretVersion(
+            f"{name}-password",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.json_dumps(
+                {"username": username, "password": pulumi.Output.secret(password)}
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
+        )
+        return secret

@@ -1,0 +1,115 @@
+"""Database option `rds`: RDS PostgreSQL 16, private; Secrets Manager holds the password."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from components.database import POSTGRES_PORT, DatabaseArgs, password_value_from
+from components.naming import type_token
+from components.security_groups import allow_from_group
+
+ENGINE_VERSION = "16"
+CPU_ALARM_PERCENT = 80
+FREE_STORAGE_ALARM_BYTES = 2 * 1024**3
+
+
+class Database(pulumi.ComponentResource):
+    """Reachable only from the app's security group; never publicly accessible."""
+
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(type_token("RdsDatabase"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.security_group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="PostgreSQL (RDS)", opts=child
+        )
+        allow_from_group(
+            f"{name}-from-app",
+            self.security_group.id,
+            args.client_security_group_id,
+            POSTGRES_PORT,
+            child,
+            "App and migration tasks to PostgreSQL",
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-subnets", subnet_ids=list(args.private_subnet_ids), opts=child
+        )
+        self.instance = aws.rds.Instance(
+            f"{name}-postgres",
+            engine="postgres",
+            engine_version=ENGINE_VERSION,
+            instance_class=args.instance_class,
+            allocated_storage=args.allocated_storage_gb,
+            max_allocated_storage=args.max_allocated_storage_gb,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=args.db_name,
+            username=args.username,
+            # RDS creates and rotates the password in Secrets Manager; Pulumi never sees it.
+            manage_master_user_password=True,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[self.security_group.id],
+            publicly_accessible=False,
+            multi_az=args.multi_az,
+            backup_retention_period=args.backup_retention_days,
+            deletion_protection=args.deletion_protection,
+            # A protected stack keeps a final snapshot; dev may be torn down cleanly.
+            skip_final_snapshot=not args.deletion_protection,
+            final_snapshot_identifier=(
+                f"{pulumi.get_project()}-{pulumi.get_stack()}-final"
+                if args.deletion_protection
+                else None
+            ),
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=True,
+            apply_immediately=False,
+            opts=child,
+        )
+        self.password_secret_arn = self.instance.master_user_secrets[0].secret_arn
+        self.host = self.instance.address
+        self.port = pulumi.Output.from_input(POSTGRES_PORT)
+        self.db_name = args.db_name
+        self.username = args.username
+        self.password_value_from = password_value_from(self.password_secret_arn)
+        if args.alarm_topic_arn is not None:
+            self._alarms(name, args.alarm_topic_arn, child)
+        self.register_outputs(
+            {
+                "host": self.host,
+                "security_group_id": self.security_group.id,
+                "password_secret_arn": self.password_secret_arn,
+            }
+        )
+
+    def _alarms(self, name: str, topic_arn: pulumi.Input[str], child: pulumi.ResourceOptions):
+        dimensions = {"DBInstanceIdentifier": self.instance.identifier}
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-cpu",
+            alarm_description=f"RDS CPU above {CPU_ALARM_PERCENT}% for 15 minutes",
+            namespace="AWS/RDS",
+            metric_name="CPUUtilization",
+            dimensions=dimensions,
+            statistic="Average",
+            period=300,
+            evaluation_periods=3,
+            threshold=CPU_ALARM_PERCENT,
+            comparison_operator="GreaterThanThreshold",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            opts=child,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-storage",
+            alarm_description="RDS free storage below 2 GiB",
+            namespace="AWS/RDS",
+            metric_name="FreeStorageSpace",
+            dimensions=dimensions,
+            statistic="Minimum",
+            period=300,
+            evaluation_periods=1,
+            threshold=FREE_STORAGE_ALARM_BYTES,
+            comparison_operator="LessThanThreshold",
+            alarm_actions=[topic_arn],
+            ok_actions=[topic_arn],
+            opts=child,
+        )

@@ -1,0 +1,261 @@
+"""Option `monitoring=prometheus_grafana` on AWS: Prometheus + Grafana as one single-task service.
+
+One task with both containers: they are single-copy and stateful, deploy together, share one
+EFS file system (an access point each), and Grafana reads Prometheus over localhost. Prometheus
+finds every app task through Cloud Map DNS (app.<slug>.internal) and is never public; Grafana is
+reached only through the ALB at /grafana.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster import SINGLE_TASK_STRATEGY
+from components.efs_volume import AccessPointSpec, EfsVolume, EfsVolumeArgs
+from components.naming import lb_name, type_token
+from components.security_groups import APP_PORT, allow_all_egress, allow_from_group
+from components.tasks import (
+    STOP_TIMEOUT_SECONDS,
+    discovery_service,
+    environment,
+    execution_role,
+    log_configuration,
+    network_configuration,
+    secret_value_from,
+    task_role,
+)
+
+IMAGE_NAMES = ("prometheus", "grafana")
+PROMETHEUS_PORT = 9090
+GRAFANA_PORT = 3000
+GRAFANA_PATH = "/grafana"
+# Evaluated before the app's catch-all rule.
+GRAFANA_RULE_PRIORITY = 10
+# Users the official images run as: prometheus "nobody", grafana 472 in group root.
+PROMETHEUS_UID = 65534
+GRAFANA_UID = 472
+GRAFANA_GID = 0
+DEREGISTRATION_DELAY_SECONDS = 20
+ADMIN_PASSWORD_LENGTH = 32
+
+
+@dataclass
+class MonitoringArgs:
+    cluster_arn: pulumi.Input[str]
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    task_subnet_ids: Sequence[pulumi.Input[str]]
+    assign_public_ip: bool
+    app_security_group_id: pulumi.Input[str]
+    alb_security_group_id: pulumi.Input[str]
+    listener_arn: pulumi.Input[str]
+    log_group_name: pulumi.Input[str]
+    namespace_id: pulumi.Input[str]
+    prometheus_image: pulumi.Input[str]
+    grafana_image: pulumi.Input[str]
+    repository_arns: Sequence[pulumi.Input[str]]
+
+
+class Monitoring(pulumi.ComponentResource):
+    """Exactly one task: min 0% / max 100%, so two Prometheus never share one TSDB directory."""
+
+    def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__(type_token("Monitoring"), name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.security_group = self._security_group(name, args, child)
+        self.volume = EfsVolume(
+            f"{name}-data",
+            EfsVolumeArgs(
+                vpc_id=args.vpc_id,
+                subnet_ids=args.private_subnet_ids,
+                client_security_group_id=self.security_group.id,
+                access_points={
+                    "prometheus": AccessPointSpec("/prometheus", PROMETHEUS_UID, PROMETHEUS_UID),
+                    "grafana": AccessPointSpec("/grafana", GRAFANA_UID, GRAFANA_GID),
+                },
+            ),
+            opts=child,
+        )
+        self.admin_secret = self._admin_secret(name, child)
+        self.target_group = aws.lb.TargetGroup(
+            lb_name("graf"),
+            port=GRAFANA_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check={"path": f"{GRAFANA_PATH}/api/health", "matcher": "200", "interval": 30},
+            opts=child,
+        )
+        route = aws.lb.ListenerRule(
+            f"{name}-grafana-route",
+            listener_arn=args.listener_arn,
+            priority=GRAFANA_RULE_PRIORITY,
+            conditions=[{"path_pattern": {"values": [GRAFANA_PATH, f"{GRAFANA_PATH}/*"]}}],
+            actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
+            opts=child,
+        )
+        self.execution_role = execution_role(
+            f"{name}-execution",
+            repository_arns=args.repository_arns,
+            log_group_name=args.log_group_name,
+            secret_arns=[self.admin_secret.arn],
+            opts=child,
+        )
+        self.task_role = task_role(
+            f"{name}-task", statements=self.volume.client_statements(), opts=child
+        )
+        task_definition = self._task_definition(name, args, child)
+        registry = discovery_service(
+            f"{name}-discovery",
+            dns_name="prometheus",
+            namespace_id=args.namespace_id,
+            opts=child,
+        )
+        self.service = aws.ecs.Service(
+            f"{name}-service",
+            cluster=args.cluster_arn,
+            task_definition=task_definition.arn,
+            desired_count=1,
+            capacity_provider_strategies=SINGLE_TASK_STRATEGY,
+            deployment_minimum_healthy_percent=0,
+            deployment_maximum_percent=100,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            health_check_grace_period_seconds=120,
+            network_configuration=network_configuration(
+                args.task_subnet_ids, [self.security_group.id], args.assign_public_ip
+            ),
+            load_balancers=[
+                {
+                    "target_group_arn": self.target_group.arn,
+                    "container_name": "grafana",
+                    "container_port": GRAFANA_PORT,
+                }
+            ],
+            service_registries={"registry_arn": registry.arn},
+            propagate_tags="SERVICE",
+            # ECS refuses a target group no listener uses yet; EFS must be mountable at start.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[route, *self.volume.mount_targets]
+            ),
+        )
+        self.service_name = self.service.name
+        self.service_arn = self.service.arn
+        self.role_arns = [self.execution_role.arn, self.task_role.arn]
+        self.admin_secret_arn = self.admin_secret.arn
+        self.register_outputs(
+            {
+                "service_name": self.service_name,
+                "security_group_id": self.security_group.id,
+                "admin_secret_arn": self.admin_secret_arn,
+            }
+        )
+
+    def _security_group(
+        self, name: str, args: MonitoringArgs, child: pulumi.ResourceOptions
+    ) -> aws.ec2.SecurityGroup:
+        """Grafana from the ALB, Prometheus from this group only, and scraping into the app."""
+        group = aws.ec2.SecurityGroup(
+            f"{name}-sg", vpc_id=args.vpc_id, description="Prometheus and Grafana", opts=child
+        )
+        allow_from_group(
+            f"{name}-grafana-from-alb",
+            group.id,
+            args.alb_security_group_id,
+            GRAFANA_PORT,
+            child,
+            "ALB to Grafana",
+        )
+        allow_from_group(
+            f"{name}-prometheus-internal",
+            group.id,
+            group.id,
+            PROMETHEUS_PORT,
+            child,
+            "Prometheus API inside the monitoring group only",
+        )
+        allow_from_group(
+            f"{name}-scrape-app",
+            args.app_security_group_id,
+            group.id,
+            APP_PORT,
+            child,
+            "Prometheus scrapes the app's /metrics",
+        )
+        allow_all_egress(f"{name}-egress", group, child)
+        return group
+
+    def _admin_secret(self, name: str, child: pulumi.ResourceOptions) -> aws.secretsmanager.Secret:
+        """Grafana's admin password, drawn once: Grafana keeps it in its own database."""
+        secret = aws.secretsmanager.Secret(
+            f"{name}-grafana-admin", description="Grafana admin credentials", opts=child
+        )
+        password = aws.secretsmanager.get_random_password_output(
+            password_length=ADMIN_PASSWORD_LENGTH, exclude_punctuation=True
+        ).random_password
+        aws.secretsmanager.SecretVersion(
+            f"{name}-grafana-admin",
+            secret_id=secret.id,
+            secret_string=pulumi.Output.json_dumps(
+                {"username": "admin", "password": pulumi.Output.secret(password)}
+            ),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
+        )
+        return secret
+
+    def _task_definition(
+        self, name: str, args: MonitoringArgs, child: pulumi.ResourceOptions
+    ) -> aws.ecs.TaskDefinition:
+        prometheus = {
+            "name": "prometheus",
+            "image": args.prometheus_image,
+            "essential": True,
+            "stopTimeout": STOP_TIMEOUT_SECONDS,
+            "portMappings": [{"containerPort": PROMETHEUS_PORT, "protocol": "tcp"}],
+            "mountPoints": [{"sourceVolume": "prometheus", "containerPath": "/prometheus"}],
+            "logConfiguration": log_configuration(args.log_group_name, "prometheus"),
+        }
+        grafana = {
+            "name": "grafana",
+            "image": args.grafana_image,
+            "essential": True,
+            "stopTimeout": STOP_TIMEOUT_SECONDS,
+            "portMappings": [{"containerPort": GRAFANA_PORT, "protocol": "tcp"}],
+            "mountPoints": [{"sourceVolume": "grafana", "containerPath": "/var/lib/grafana"}],
+            "environment": environment(
+                {
+                    "GF_SERVER_ROOT_URL": f"%(protocol)s://%(domain)s{GRAFANA_PATH}/",
+                    "GF_SERVER_SERVE_FROM_SUB_PATH": "true",
+                    "GF_AUTH_ANONYMOUS_ENABLED": "false",
+                    "GF_USERS_ALLOW_SIGN_UP": "false",
+                    # Same task, same network namespace: the provisioned datasource reads this.
+                    "PROMETHEUS_URL": f"http://localhost:{PROMETHEUS_PORT}",
+                }
+            ),
+            "secrets": [
+                {
+                    "name": "GF_SECURITY_ADMIN_PASSWORD",
+                    "valueFrom": secret_value_from(self.admin_secret.arn, "password"),
+                }
+            ],
+            "dependsOn": [{"containerName": "prometheus", "condition": "START"}],
+            "logConfiguration": log_configuration(args.log_group_name, "grafana"),
+        }
+        return aws.ecs.TaskDefinition(
+            f"{name}-task",
+            family=f"{name}-{pulumi.get_stack()}",
+            cpu="512",
+            memory="1024",
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=self.task_role.arn,
+            volumes=self.volume.task_volumes(),
+            container_definitions=pulumi.Output.json_dumps([prometheus, grafana]),
+            opts=child,
+        )

@@ -1,0 +1,184 @@
+"""Typed view of the stack's Pulumi config: every option the program reads, validated in one place.
+
+Defaults live in Pulumi.yaml (rendered from the cookiecutter answers); a stack file overrides them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pulumi
+
+NAT_GATEWAY_MODES = ("single", "one_per_az", "none")
+
+# AWS caps ALB and target group names at 32 characters. Pulumi auto-naming appends "-" and
+# 7 hex characters (8 in all), and the longest suffix the program adds to the slug is "-graf"
+# (5), so the slug may be at most 32 - 8 - 5 = 19 characters. The pre-gen hook enforces it too.
+AWS_LB_NAME_MAX = 32
+PULUMI_AUTONAME_SUFFIX = 8
+LONGEST_NAME_SUFFIX = 5
+SLUG_MAX = AWS_LB_NAME_MAX - PULUMI_AUTONAME_SUFFIX - LONGEST_NAME_SUFFIX
+
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ConfigError(ValueError):
+    """A config value breaks a rule; the message names the key, the value and the rule."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Every option of the stack, already validated."""
+
+    slug: str
+    stack: str
+    app_environment: str
+    log_level: str
+    image_tag: str
+    web_concurrency: int
+    app_cpu: int
+    app_memory: int
+    use_fargate_spot: bool
+    nat_gateway: str
+    autoscaling: bool
+    min_tasks: int
+    max_tasks: int
+    cpu_target_percent: int
+    requests_per_target: int
+    domain_name: str
+    hosted_zone_name: str
+    use_waf: bool
+    alert_email: str
+    monthly_budget_usd: int
+    log_retention_days: int
+    vpc_cidr: str
+    db_name: str
+    db_username: str
+    db_instance_class: str
+    db_allocated_storage_gb: int
+    db_max_allocated_storage_gb: int
+    db_multi_az: bool
+    db_backup_retention_days: int
+    postgres_image: str
+    deletion_protection: bool
+    github_repository: str
+    deploy_environment: str
+    github_oidc_provider_arn: str
+    state_bucket_name: str
+    secrets_kms_key_arn: str
+
+    @property
+    def https(self) -> bool:
+        return bool(self.domain_name)
+
+    @property
+    def tasks_in_public_subnets(self) -> bool:
+        """Without NAT, tasks reach ECR and CloudWatch through a public IP instead."""
+        return self.nat_gateway == "none"
+
+
+def derive_hosted_zone(domain_name: str) -> str:
+    """`api.example.com` lives in `example.com`; a two-label domain is its own zone."""
+    labels = domain_name.split(".")
+    return ".".join(labels[1:]) if len(labels) > 2 else domain_name
+
+
+def validate(cfg: StackConfig) -> StackConfig:
+    """Raise ConfigError for the first broken rule; return cfg unchanged otherwise."""
+    rules = [
+        ("slug", cfg.slug, len(cfg.slug) <= SLUG_MAX, f"at most {SLUG_MAX} characters"),
+        ("natGateway", cfg.nat_gateway, cfg.nat_gateway in NAT_GATEWAY_MODES, "a known mode"),
+        ("minTasks", cfg.min_tasks, cfg.min_tasks >= 1, "at least 1"),
+        ("maxTasks", cfg.max_tasks, cfg.max_tasks >= cfg.min_tasks, "at least minTasks"),
+        (
+            "domainName",
+            cfg.domain_name,
+            not cfg.domain_name or bool(_DOMAIN.match(cfg.domain_name)),
+            "a lowercase DNS name such as api.example.com",
+        ),
+        (
+            "alertEmail",
+            cfg.alert_email,
+            not cfg.alert_email or bool(_EMAIL.match(cfg.alert_email)),
+            "an e-mail address or empty",
+        ),
+        ("monthlyBudgetUsd", cfg.monthly_budget_usd, cfg.monthly_budget_usd > 0, "positive"),
+        (
+            "githubRepository",
+            cfg.github_repository,
+            cfg.github_repository.count("/") == 1,
+            "owner/name",
+        ),
+    ]
+    for key, value, ok, rule in rules:
+        if not ok:
+            raise ConfigError(f"config {key}={value!r} must be {rule}")
+    return cfg
+
+
+def _int(config: pulumi.Config, key: str, default: int) -> int:
+    value = config.get_int(key)
+    return default if value is None else value
+
+
+def _bool(config: pulumi.Config, key: str) -> bool:
+    return bool(config.get_bool(key))
+
+
+def load() -> StackConfig:
+    """Read the stack config; Pulumi.yaml declares every key with its default."""
+    config = pulumi.Config()
+    slug = pulumi.get_project()
+    stack = pulumi.get_stack()
+    domain_name = config.get("domainName") or ""
+    deletion_protection = (config.get("deletionProtection") or "auto").lower()
+    if deletion_protection not in ("auto", "true", "false"):
+        raise ConfigError(
+            f"config deletionProtection={deletion_protection!r} must be auto|true|false"
+        )
+    return validate(
+        StackConfig(
+            slug=slug,
+            stack=stack,
+            app_environment=config.get("appEnvironment") or "production",
+            log_level=config.get("logLevel") or "INFO",
+            image_tag=config.get("imageTag") or "bootstrap",
+            web_concurrency=_int(config, "webConcurrency", 1),
+            app_cpu=_int(config, "appCpu", 512),
+            app_memory=_int(config, "appMemory", 1024),
+            use_fargate_spot=_bool(config, "useFargateSpot"),
+            nat_gateway=config.get("natGateway") or "single",
+            autoscaling=_bool(config, "autoscaling"),
+            min_tasks=_int(config, "minTasks", 1),
+            max_tasks=_int(config, "maxTasks", 1),
+            cpu_target_percent=_int(config, "cpuTargetPercent", 60),
+            requests_per_target=_int(config, "requestsPerTarget", 1000),
+            domain_name=domain_name,
+            hosted_zone_name=config.get("hostedZoneName") or derive_hosted_zone(domain_name),
+            use_waf=_bool(config, "useWaf"),
+            alert_email=config.get("alertEmail") or "",
+            monthly_budget_usd=_int(config, "monthlyBudgetUsd", 0),
+            log_retention_days=_int(config, "logRetentionDays", 30),
+            vpc_cidr=config.get("vpcCidr") or "10.0.0.0/16",
+            db_name=config.get("dbName") or "app",
+            db_username=config.get("dbUsername") or "app",
+            db_instance_class=config.get("dbInstanceClass") or "db.t4g.micro",
+            db_allocated_storage_gb=_int(config, "dbAllocatedStorageGb", 20),
+            db_max_allocated_storage_gb=_int(config, "dbMaxAllocatedStorageGb", 100),
+            db_multi_az=_bool(config, "dbMultiAz"),
+            db_backup_retention_days=_int(config, "dbBackupRetentionDays", 7),
+            postgres_image=config.get("postgresImage")
+            or "public.ecr.aws/docker/library/postgres:16",
+            # Only the dev stack may be destroyed in one command; every other stack keeps its data.
+            deletion_protection=(
+                stack != "dev" if deletion_protection == "auto" else deletion_protection == "true"
+            ),
+            github_repository=config.get("githubRepository") or f"example/{slug}",
+            deploy_environment=config.get("deployEnvironment") or stack,
+            github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",
+            state_bucket_name=config.get("stateBucketName") or "",
+            secrets_kms_key_arn=config.get("secretsKmsKeyArn") or "",
+        )
+    )

@@ -1,0 +1,69 @@
+"""Config variants every policy test runs against, on top of Pulumi.yaml's defaults.
+
+The database and monitoring options are chosen when the project is generated (their files are
+pruned); everything else is stack config, so one rendered project can prove all of these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+GITHUB_OIDC_PROVIDER_ARN = (
+    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com"
+)
+
+# (id, stack name, config overrides)
+VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
+    ("defaults", "prod", {}),
+    ("dev-stack", "dev", {}),
+    ("spot-off", "prod", {"useFargateSpot": False}),
+    ("spot-on", "prod", {"useFargateSpot": True}),
+    ("nat-none", "prod", {"natGateway": "none"}),
+    ("nat-one-per-az", "prod", {"natGateway": "one_per_az"}),
+    ("nat-single", "prod", {"natGateway": "single"}),
+    ("autoscaling-off", "prod", {"autoscaling": False, "minTasks": 2, "maxTasks": 2}),
+    ("autoscaling-on", "prod", {"autoscaling": True, "minTasks": 2, "maxTasks": 10}),
+    ("domain", "prod", {"domainName": "api.example.com"}),
+    ("waf", "prod", {"useWaf": True}),
+    ("alerts", "prod", {"alertEmail": "ops@example.com", "monthlyBudgetUsd": 250}),
+    (
+        "spot-natnone-domain-waf-alerts",
+        "prod",
+        {
+            "useFargateSpot": True,
+            "natGateway": "none",
+            "domainName": "example.org",
+            "useWaf": True,
+            "alertEmail": "ops@example.org",
+        },
+    ),
+    ("image-tag", "prod", {"imageTag": "0123abc", "appEnvironment": "staging"}),
+    ("no-alert-email", "prod", {"alertEmail": ""}),
+    ("waf-off", "prod", {"useWaf": False}),
+    ("log-retention", "prod", {"logRetentionDays": 14}),
+    ("existing-oidc-provider", "prod", {"githubOidcProviderArn": GITHUB_OIDC_PROVIDER_ARN}),
+    (
+        "state-backend-access",
+        "prod",
+        {"stateBucketName": "my-state", "secretsKmsKeyArn": "arn:aws:kms:k"},
+    ),
+    (
+        "ha-no-autoscaling",
+        "prod",
+        {
+            "natGateway": "one_per_az",
+            "autoscaling": False,
+            "dbMultiAz": True,
+            "minTasks": 3,
+            "maxTasks": 3,
+        },
+    ),
+]
+
+VARIANT_IDS = [variant_id for variant_id, _, _ in VARIANTS]
+
+# Runs only the component tests ask for by name; recorded in parallel with the variants
+# (a run missing from this list still works, just serially).
+COMPONENT_RUNS: list[tuple[str, dict[str, Any]]] = [
+    ("prod", {"minTasks": 3, "maxTasks": 2}),  # invalid on purpose
+]
