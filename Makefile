@@ -3,7 +3,7 @@
 VENV ?= .venv
 OUT ?= build
 
-.PHONY: help render test lint clean
+.PHONY: help render test lint bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
@@ -20,9 +20,12 @@ render: $(VENV)/.installed ## Render the default project into build/ (add OPTS="
 test: $(VENV)/.installed ## Run the whole test suite (ARGS="-k ..." to narrow it)
 	$(VENV)/bin/pytest $(ARGS)
 
-lint: $(VENV)/.installed ## ruff on the hooks and tests of the template itself
-	$(VENV)/bin/ruff check hooks tests local_extensions.py
-	$(VENV)/bin/ruff format --check hooks tests local_extensions.py
+lint: $(VENV)/.installed ## ruff on the template's own code (hooks, tests, bench)
+	$(VENV)/bin/ruff check hooks tests bench local_extensions.py
+	$(VENV)/bin/ruff format --check hooks tests bench local_extensions.py
+
+bench: $(VENV)/.installed ## Benchmark the rendered app against a raw-ASGI floor (ARGS="--quick")
+	$(VENV)/bin/python bench/run.py $(ARGS)
 
 clean: ## Remove the venv and rendered output
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -1,0 +1,432 @@
+"""Benchmark the rendered service against a raw-ASGI + asyncpg floor (issue 6), in one run.
+
+    python bench/run.py            # 3 interleaved rounds of 10 s per workload (about 6 minutes)
+    python bench/run.py --quick    # 1 round of 2 s: proves the harness works (about 1 minute)
+
+Renders the default project, migrates and seeds a database of its own, starts the app with its
+production command (one worker, core 0) and bench/reference_app.py (core 0), drives both with
+wrk (core 1), then prints rps/p50/p99 per workload, the app/reference ratios against the targets,
+the app worker's memory and its cold start, and writes the same as JSON. Stdlib only: whatever
+needs asyncpg runs in the rendered project's venv.
+"""
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+from wrk import WORKLOADS, WrkResult, run_wrk
+
+BENCH_DIR = Path(__file__).resolve().parent
+TEMPLATE_DIR = BENCH_DIR.parent
+LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
+APP_CPU, WRK_CPU = 0, 1
+P99_LIMIT = 3.0  # app p99 at most 3x the reference's
+RSS_LIMIT_MB = 100.0
+COLD_START_LIMIT_S = 1.5
+SYSTEMS = ("app", "ref")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3, help="app/ref rounds per workload")
+    parser.add_argument("--duration", type=float, default=10, help="seconds measured per run")
+    parser.add_argument("--warmup", type=float, default=3, help="seconds of warm-up per run")
+    parser.add_argument("--items", type=int, default=10_000, help="items seeded")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections")
+    parser.add_argument("--quick", action="store_true", help="1 round, 2 s, 1,000 items")
+    parser.add_argument("--json", type=Path, default=BENCH_DIR / "results" / "latest.json")
+    parser.add_argument("--template", type=Path, default=TEMPLATE_DIR, help="template to render")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir (app log)")
+    parser.add_argument(
+        "--app-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the app, e.g. DB_POOL_SIZE=20 (repeatable)",
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the app worker in round 1, raw stacks to this dir"
+    )
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.rounds, args.duration, args.warmup, args.items = 1, 2, 1, 1_000
+    return args
+
+
+def tool(name: str) -> str:
+    """A command beside this Python (the template's venv) or on PATH."""
+    found = shutil.which(
+        name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    )
+    if found is None:
+        sys.exit(f"bench: `{name}` not found (wrk: apt-get install wrk)")
+    return found
+
+
+def run(command: list[str], **kwargs) -> str:
+    finished = subprocess.run(command, capture_output=True, text=True, check=False, **kwargs)
+    if finished.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{finished.stdout}\n{finished.stderr}")
+    return finished.stdout
+
+
+def start(stack: contextlib.ExitStack, command: list[str], **kwargs) -> subprocess.Popen:
+    """Start a process in a session of its own, stopped (with its children) when `stack` ends."""
+    process = subprocess.Popen(command, start_new_session=True, **kwargs)
+    stack.callback(stop, process)
+    return process
+
+
+def stop(process: subprocess.Popen) -> None:
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+            return
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def render(template: Path, workdir: Path) -> Path:
+    run([tool("cookiecutter"), "--no-input", str(template), "-o", str(workdir)])
+    (project,) = (path for path in workdir.iterdir() if (path / "pyproject.toml").exists())
+    # Bytecode compiled, as in the Docker image, so the cold start is not a first import.
+    env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
+    run([tool("uv"), "sync", "--compile-bytecode", "--quiet"], cwd=project, env=env)
+    return project
+
+
+def database_command(project: Path) -> list[str]:
+    return [str(project / ".venv/bin/python"), str(BENCH_DIR / "database.py")]
+
+
+def database_chore(project: Path, *args: str) -> str:
+    """bench/database.py in the rendered project's venv."""
+    command = [*database_command(project), *args]
+    return run(command, cwd=project, env={**os.environ, "PYTHONPATH": str(project)}).strip()
+
+
+def database_server(stack: contextlib.ExitStack, project: Path) -> str:
+    """TEST_DATABASE_URL, else the local server on :5432, else a throwaway embedded one."""
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        return url
+    if port_open("127.0.0.1", 5432):
+        return LOCAL_SERVER
+    # Not in a private dir: as root, the embedded server runs as another user.
+    data_dir = Path(tempfile.mkdtemp(prefix="bench-postgres-"))
+    stack.callback(shutil.rmtree, data_dir, ignore_errors=True)
+    server = start(
+        stack,
+        [*database_command(project), "embedded", str(data_dir / "data")],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stack.callback(server.stdin.close)  # runs before stop(): lets it clean up on its own
+    return server.stdout.readline().strip()
+
+
+def production_command(project: Path, port: int) -> list[str]:
+    """The Dockerfile's exec-form CMD, listening on 127.0.0.1:`port` instead."""
+    lines = (project / "Dockerfile").read_text().splitlines()
+    command: list[str] = json.loads(next(ln for ln in reversed(lines) if ln.startswith("CMD "))[4:])
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        if flag in command:
+            command[command.index(flag) + 1] = value
+        else:
+            command += [flag, value]
+    return command
+
+
+def wait_ready(base_url: str, process: subprocess.Popen, started: float) -> float:
+    """Seconds from `started` to the first 200 from /health/ready, polled every 5 ms."""
+    host, port = base_url.removeprefix("http://").split(":")
+    while time.perf_counter() - started < 60:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        connection = http.client.HTTPConnection(host, int(port), timeout=2)
+        try:
+            connection.request("GET", "/health/ready")
+            if connection.getresponse().status == 200:
+                return time.perf_counter() - started
+        except OSError:
+            pass
+        finally:
+            connection.close()
+        time.sleep(0.005)
+    raise RuntimeError(f"{process.args} not ready after 60 s")
+
+
+def get_json(base_url: str, path: str) -> object:
+    host, port = base_url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
+def check_same_json(app_url: str, ref_url: str) -> None:
+    """The reference must answer exactly as the app does, or the comparison means nothing."""
+    for path in ("/health", "/items/1", "/items?limit=50&offset=0"):
+        app_body, ref_body = get_json(app_url, path), get_json(ref_url, path)
+        if app_body != ref_body:
+            raise RuntimeError(f"GET {path}: app {app_body!r:.300} != reference {ref_body!r:.300}")
+
+
+def worker_pid(pid: int) -> int:
+    """The serving process: `pid` itself, or its first child when uvicorn supervises workers."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return int(children[0]) if children else pid
+
+
+def memory_mb(pid: int) -> dict[str, float]:
+    """Peak (VmHWM) and current (VmRSS) resident memory, in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    return {
+        "peak_rss_mb": int(fields["VmHWM"].split()[0]) / 1024,
+        "rss_mb": int(fields["VmRSS"].split()[0]) / 1024,
+    }
+
+
+def start_servers(stack, project, database_url, app_env) -> tuple[str, str, int, float]:
+    """Start the app and the reference, both on APP_CPU; return their URLs, the app worker's
+    pid and the app's cold start."""
+    env = {
+        **os.environ,
+        "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+        "DATABASE_URL": database_url,
+        "WEB_CONCURRENCY": "1",
+        "PYTHONUNBUFFERED": "1",  # as in the Docker image: every log line is written at once
+    }
+    env.pop("VIRTUAL_ENV", None)
+    pin = ["taskset", "-c", str(APP_CPU)]
+    app_port, ref_port = free_port(), free_port()
+    app_url, ref_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{ref_port}"
+
+    started = time.perf_counter()
+    with open(project.parent / "app.log", "wb") as log:  # the access log, as production writes
+        app = start(
+            stack,
+            pin + production_command(project, app_port),
+            cwd=project,
+            env={**env, **dict(item.split("=", 1) for item in app_env)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    cold_start = wait_ready(app_url, app, started)
+
+    reference = [
+        "uvicorn",
+        "reference_app:app",
+        f"--app-dir={BENCH_DIR}",
+        "--host=127.0.0.1",
+        f"--port={ref_port}",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--no-access-log",
+    ]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    ref = start(stack, pin + reference, cwd=project, env=env, **quiet)
+    wait_ready(ref_url, ref, time.perf_counter())
+    check_same_json(app_url, ref_url)
+    return app_url, ref_url, worker_pid(app.pid), cold_start
+
+
+def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) -> None:
+    """py-spy the app worker for `seconds` in the background (collapsed stacks)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = [tool("py-spy"), "record", "--pid", str(pid), "--duration", str(int(seconds))]
+    command += ["--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)]
+    start(stack, command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def measure(args, stack, app_url, ref_url, app_pid) -> dict[str, dict[str, list[WrkResult]]]:
+    """Every workload, app then reference, round after round."""
+    results: dict[str, dict[str, list[WrkResult]]] = {
+        w.key: {s: [] for s in SYSTEMS} for w in WORKLOADS
+    }
+    options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
+    for round_no in range(1, args.rounds + 1):
+        for workload in WORKLOADS:
+            for system, url in zip(SYSTEMS, (app_url, ref_url), strict=True):
+                run_wrk(workload, url, seconds=args.warmup, **options)
+                if args.profile and round_no == 1 and system == "app":
+                    profile(stack, app_pid, args.duration, args.profile / f"{workload.key}.txt")
+                result = run_wrk(workload, url, seconds=args.duration, **options)
+                results[workload.key][system].append(result)
+                print(
+                    f"round {round_no}/{args.rounds} {workload.key} {system}: "
+                    f"{result.rps:9,.0f} rps  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}",
+                    flush=True,
+                )
+    return results
+
+
+def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]:
+    summary = {}
+    for workload in WORKLOADS:
+        per_system = {}
+        for system in SYSTEMS:
+            rounds = results[workload.key][system]
+            per_system[system] = {
+                "rps": statistics.mean(r.rps for r in rounds),
+                "p50_ms": statistics.mean(r.p50_ms for r in rounds),
+                "p99_ms": statistics.mean(r.p99_ms for r in rounds),
+                "non_2xx": sum(r.non_2xx for r in rounds),
+                "socket_errors": sum(r.socket_errors for r in rounds),
+                "rounds": [asdict(r) for r in rounds],
+            }
+        rps_ratio = per_system["app"]["rps"] / per_system["ref"]["rps"]
+        p99_ratio = per_system["app"]["p99_ms"] / per_system["ref"]["p99_ms"]
+        summary[workload.key] = {
+            "title": workload.title,
+            **per_system,
+            "rps_ratio": rps_ratio,
+            "rps_ratio_target": workload.target_ratio,
+            "rps_ratio_met": rps_ratio >= workload.target_ratio,
+            "p99_ratio": p99_ratio,
+            "p99_ratio_limit": P99_LIMIT,
+            "p99_ratio_met": p99_ratio <= P99_LIMIT,
+        }
+    return summary
+
+
+def verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
+
+
+def print_report(report: dict) -> None:
+    config, workloads, worker = report["config"], report["workloads"], report["app_worker"]
+    print(
+        f"\n{config['rounds']} round(s) x {config['duration_s']:g} s "
+        f"(after {config['warmup_s']:g} s warm-up), wrk -t1 -c{config['connections']} on core "
+        f"{WRK_CPU}, {config['items']:,} items; app and reference on core {APP_CPU}, one worker"
+    )
+    print(f"app: {' '.join(config['app_command'])}\n")
+    print(f"{'workload':<24}{'system':<8}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+    for key, w in workloads.items():
+        for system in SYSTEMS:
+            s = w[system]
+            label = f"{key} {w['title']}" if system == "app" else ""
+            print(
+                f"{label:<24}{system:<8}{s['rps']:>10,.0f}{s['p50_ms']:>9.2f}"
+                f"{s['p99_ms']:>9.2f}{s['non_2xx']:>9}"
+            )
+    print(f"\n{'app / reference':<24}{'rps ratio':>10}{'target':>9}  {'':<9}{'p99 ratio':>10}")
+    for key, w in workloads.items():
+        target = f">= {w['rps_ratio_target']}"
+        print(
+            f"{key + ' ' + w['title']:<24}{w['rps_ratio']:>10.2f}{target:>9}"
+            f"  {verdict(w['rps_ratio_met']):<9}{w['p99_ratio']:>9.1f}x  <= {P99_LIMIT:g}x "
+            f"{verdict(w['p99_ratio_met'])}"
+        )
+    print(
+        f"\napp worker: peak RSS {worker['peak_rss_mb']:.1f} MB, RSS after the run "
+        f"{worker['rss_mb']:.1f} MB (<= {RSS_LIMIT_MB:g} MB: {verdict(worker['rss_met'])})"
+    )
+    print(
+        f"cold start (process start -> first 200 from /health/ready): "
+        f"{report['cold_start_s']:.2f} s (<= {COLD_START_LIMIT_S:g} s: "
+        f"{verdict(report['cold_start_met'])})"
+    )
+    print(f"all targets met: {report['all_met']}")
+
+
+def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
+    for name in ("wrk", "taskset"):
+        tool(name)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-"))
+    if args.keep:
+        print(f"keeping {workdir}")
+    else:
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+
+    print(f"rendering {args.template} and installing it ...", flush=True)
+    project = render(args.template, workdir)
+    server = database_server(stack, project)
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    database_url = database_chore(project, "create", server, name)
+    stack.callback(database_chore, project, "drop", server, name)
+    run(
+        [str(project / ".venv/bin/python"), "-m", "alembic", "upgrade", "head"],
+        cwd=project,
+        env={**os.environ, "DATABASE_URL": database_url},
+    )
+    database_chore(project, "seed", database_url, str(args.items))
+    print(f"database {name} seeded with {args.items:,} items; starting the servers ...", flush=True)
+
+    app_url, ref_url, app_pid, cold_start = start_servers(
+        stack, project, database_url, args.app_env
+    )
+    results = measure(args, stack, app_url, ref_url, app_pid)
+    worker = memory_mb(app_pid)
+    worker["rss_met"] = worker["rss_mb"] <= RSS_LIMIT_MB
+    workloads = summarize(results)
+    return {
+        "config": {
+            "rounds": args.rounds,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "items": args.items,
+            "connections": args.connections,
+            "app_command": [
+                "WEB_CONCURRENCY=1",
+                *args.app_env,
+                *production_command(project, 8000),
+            ],
+        },
+        "workloads": workloads,
+        "app_worker": worker,
+        "cold_start_s": cold_start,
+        "cold_start_met": cold_start <= COLD_START_LIMIT_S,
+        "all_met": all(w["rps_ratio_met"] and w["p99_ratio_met"] for w in workloads.values())
+        and worker["rss_met"]
+        and cold_start <= COLD_START_LIMIT_S,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so every process started is stopped and the database dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with contextlib.ExitStack() as stack:
+        report = benchmark(args, stack)
+    print_report(report)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwritten to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

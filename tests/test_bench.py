@@ -1,0 +1,43 @@
+"""The benchmark harness works end to end: `bench/run.py --quick` renders, seeds, serves and
+measures both systems, and writes a complete report. No speed is asserted here."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TEMPLATE_DIR
+
+WORKLOADS = ("W0", "W1", "W2", "W3")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install wrk)")
+def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick"]
+    result = subprocess.run(
+        [*command, "--template", str(TEMPLATE_DIR), "--json", str(report_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+
+    report = json.loads(report_path.read_text())
+    assert set(report["workloads"]) == set(WORKLOADS)
+    for key in WORKLOADS:
+        workload = report["workloads"][key]
+        for system in ("app", "ref"):
+            measured = workload[system]
+            assert measured["rps"] > 0, f"{key} {system}: no requests served"
+            assert measured["non_2xx"] == 0, f"{key} {system}: error responses"
+            assert measured["p99_ms"] >= measured["p50_ms"] > 0
+        assert workload["rps_ratio"] > 0
+    assert report["app_worker"]["peak_rss_mb"] >= report["app_worker"]["rss_mb"] > 0
+    assert report["cold_start_s"] > 0
+    assert "app / reference" in result.stdout
