@@ -154,7 +154,8 @@ def database_server(stack: contextlib.ExitStack, project: Path) -> str:
 
 def production_command(project: Path, port: int) -> list[str]:
     """The Dockerfile's exec-form CMD, listening on 127.0.0.1:`port` instead."""
-    lines = (project / "Dockerfile").read_text().splitlines()
+    # Join continuation lines first: a long CMD spans several lines of the Dockerfile.
+    lines = (project / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
     command: list[str] = json.loads(next(ln for ln in reversed(lines) if ln.startswith("CMD "))[4:])
     for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
         if flag in command:

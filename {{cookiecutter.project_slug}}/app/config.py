@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     git_sha: str = "unknown"
     log_level: str = "INFO"
     access_log: bool = True
+    # Request bodies above this are refused with 413 before they are read whole.
+    max_request_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576
+    # Browser origins allowed to call the API (CORS); empty means no cross-origin access.
+    cors_origins: list[str] = []
 
     # Either a full URL, or the parts ECS injects (the password as a Secrets Manager secret).
     database_url: PostgresDsn | None = None

@@ -1,6 +1,7 @@
-"""Async engine, the per-request connection dependency and the readiness probe."""
+"""The connection pool: the Database the routes depend on, and the readiness probe."""
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -26,6 +27,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=1800,
+        pool_reset_on_return=None,
         connect_args={
             "timeout": settings.db_connect_timeout,
             "server_settings": {
@@ -36,27 +38,38 @@ def create_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-async def get_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection for the duration of one request."""
-    engine: AsyncEngine = request.app.state.engine
-    try:
-        conn = await engine.connect()
-    except (OSError, TimeoutError) as exc:
-        raise DatabaseUnavailable(str(exc)) from exc
-    try:
-        yield conn
-    finally:
-        await conn.close()
+class Database:
+    """Hands out pooled connections, one per unit of work (usually one statement)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            conn = await self.engine.connect()
+        except (OSError, TimeoutError) as exc:
+            raise DatabaseUnavailable(str(exc)) from exc
+        try:
+            yield conn
+        finally:
+            await conn.close()
+
+    async def is_reachable(self) -> bool:
+        """True when the database answers `SELECT 1`; callers bound the wait with a timeout."""
+        try:
+            async with self.connection() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (DatabaseUnavailable, DBAPIError, PoolTimeoutError):
+            return False
+        return True
 
 
-ConnectionDep = Annotated[AsyncConnection, Depends(get_connection)]
+async def get_database(request: Request) -> Database:
+    # A plain dependency, not a `yield` one: the connection is taken and returned by the data
+    # layer itself, which spares FastAPI's exit-stack machinery on every request.
+    database: Database = request.app.state.database
+    return database
 
 
-async def is_reachable(engine: AsyncEngine) -> bool:
-    """True when the database answers `SELECT 1`; callers bound the wait with a timeout."""
-    try:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-    except (OSError, DBAPIError, PoolTimeoutError):
-        return False
-    return True
+DatabaseDep = Annotated[Database, Depends(get_database)]

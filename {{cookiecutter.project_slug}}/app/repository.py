@@ -1,31 +1,40 @@
-"""Data access for items: one SQL statement per call on SQLAlchemy Core."""
+"""Data access for items: one SQL statement per call on SQLAlchemy Core.
+
+Statements are built once, here; each call only binds parameters, and SQLAlchemy's compiled
+cache and asyncpg's prepared statements do the rest.
+"""
 
 from collections.abc import Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import cast
 
-from sqlalchemy import Row, Table, insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import RowMapping, Table, bindparam, insert, select
 
+from app.database import Database
 from app.models import Item
 from app.schemas import ItemCreate
 
 items = cast(Table, Item.__table__)
 COLUMNS = (items.c.id, items.c.name, items.c.description, items.c.price, items.c.created_at)
-ItemRow = Row[int, str, str | None, Decimal, datetime]
+
+INSERT_ITEM = insert(items).returning(*COLUMNS)
+SELECT_ITEM = select(*COLUMNS).where(items.c.id == bindparam("item_id"))
+SELECT_PAGE = (
+    select(*COLUMNS).order_by(items.c.id).limit(bindparam("limit")).offset(bindparam("offset"))
+)
 
 
-async def create_item(*, conn: AsyncConnection, data: ItemCreate) -> ItemRow:
-    statement = insert(items).values(**data.model_dump()).returning(*COLUMNS)
-    return (await conn.execute(statement)).one()
+async def create_item(*, db: Database, data: ItemCreate) -> RowMapping:
+    async with db.connection() as conn:
+        return (await conn.execute(INSERT_ITEM, data.model_dump())).mappings().one()
 
 
-async def get_item(*, conn: AsyncConnection, item_id: int) -> ItemRow | None:
-    statement = select(*COLUMNS).where(items.c.id == item_id)
-    return (await conn.execute(statement)).one_or_none()
+async def get_item(*, db: Database, item_id: int) -> RowMapping | None:
+    async with db.connection() as conn:
+        result = await conn.execute(SELECT_ITEM, {"item_id": item_id})
+        return result.mappings().one_or_none()
 
 
-async def list_items(*, conn: AsyncConnection, limit: int, offset: int) -> Sequence[ItemRow]:
-    statement = select(*COLUMNS).order_by(items.c.id).limit(limit).offset(offset)
-    return (await conn.execute(statement)).all()
+async def list_items(*, db: Database, limit: int, offset: int) -> Sequence[RowMapping]:
+    async with db.connection() as conn:
+        result = await conn.execute(SELECT_PAGE, {"limit": limit, "offset": offset})
+        return result.mappings().all()

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
-from app.database import create_engine, get_connection
+from app.database import Database, create_engine, get_database
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
 
@@ -82,6 +83,18 @@ def settings(database_url: URL) -> Settings:
     )
 
 
+class RolledBackDatabase(Database):
+    """Runs every unit of work of the app on the test's connection, inside its transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        super().__init__(conn.engine)
+        self.conn = conn
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        yield self.conn
+
+
 @pytest.fixture
 async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
     """A connection inside a transaction that is rolled back after the test."""
@@ -98,7 +111,8 @@ async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
 @pytest.fixture
 async def app(settings: Settings, connection: AsyncConnection) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    application.dependency_overrides[get_connection] = lambda: connection
+    database = RolledBackDatabase(connection)
+    application.dependency_overrides[get_database] = lambda: database
     async with application.router.lifespan_context(application):
         yield application
 

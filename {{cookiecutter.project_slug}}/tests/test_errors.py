@@ -2,13 +2,16 @@
 
 import logging
 import sys
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from app.config import Settings
 from app.log import JsonFormatter, request_id_var
+from app.main import create_app
 
 
 def add_failing_route(app: FastAPI, path: str, exc: Exception) -> None:
@@ -113,3 +116,54 @@ def test_json_formatter_includes_request_id_and_exception() -> None:
     assert '"request_id":"rid-1"' in line
     assert '"message":"failed x"' in line
     assert "ValueError: bad" in line
+
+
+async def test_declared_oversized_body_is_413_without_reading_it(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    size = settings.max_request_body_bytes + 1
+    response = await client.post(
+        "/items", content=b"x" * size, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert response.headers["x-request-id"]
+
+
+async def test_streamed_oversized_body_is_cut_off_with_413(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    chunks_sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal chunks_sent
+        for _ in range(100):
+            chunks_sent += 1
+            yield b" " * (settings.max_request_body_bytes // 10)
+
+    response = await client.post("/items", content=body())
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+    assert chunks_sent < 100, "the whole body was read before refusing it"
+
+
+async def test_body_within_the_limit_is_accepted(client: httpx.AsyncClient) -> None:
+    response = await client.post("/items", json={"name": "small", "price": 1})
+    assert response.status_code == 201
+
+
+async def test_cross_origin_requests_are_not_allowed_by_default(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/health", headers={"Origin": "https://evil.example"})
+    assert "access-control-allow-origin" not in response.headers
+
+
+async def test_configured_origins_may_call_the_api(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"cors_origins": ["https://app.example"]}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        allowed = await client.get("/health", headers={"Origin": "https://app.example"})
+        other = await client.get("/health", headers={"Origin": "https://evil.example"})
+    assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    assert "access-control-allow-origin" not in other.headers

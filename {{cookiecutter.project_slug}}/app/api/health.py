@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from app.config import Settings
-from app.database import DatabaseUnavailable, is_reachable
+from app.database import DatabaseDep, DatabaseUnavailable
 from app.schemas import ErrorResponse
 
 router = APIRouter(tags=["health"])
@@ -41,11 +41,11 @@ async def liveness() -> Status:
     "/health/ready",
     responses={503: {"model": ErrorResponse, "description": "The database is unreachable."}},
 )
-async def readiness(request: Request) -> Status:
+async def readiness(db: DatabaseDep) -> Status:
     """Readiness: the database answers within a short timeout."""
     try:
         async with asyncio.timeout(READINESS_TIMEOUT_SECONDS):
-            reachable = await is_reachable(request.app.state.engine)
+            reachable = await db.is_reachable()
     except TimeoutError:
         reachable = False
     if not reachable:
