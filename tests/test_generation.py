@@ -3,6 +3,7 @@ answer fails in the pre-gen hook with a message naming the field, leaving nothin
 
 import json
 import re
+import shutil
 import subprocess
 import tomllib
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ import yaml
 from cookiecutter.exceptions import FailedHookException
 
 from tests.conftest import answers_for, load_hook, tool, variant_id
+from tests.test_monitoring import rule_files, rule_test_files, run_promtool
 
 SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {},
@@ -210,6 +212,22 @@ def compose_cross_reference_problems(project: Path, compose: dict) -> list[str]:
             elif source not in volumes:
                 problems.append(f"{name}: named volume {source} not declared")
     return problems
+
+
+@variants
+def test_monitoring_passes_promtool(bake: Callable, context: dict) -> None:
+    monitoring = bake(context) / "monitoring"
+    if answers_for(context)["monitoring"] == "none":
+        assert not monitoring.exists()
+        return
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: apt-get install --no-install-recommends prometheus"
+    prometheus = monitoring / "prometheus"
+    for config in ("prometheus.yml", "prometheus.ecs.yml"):
+        run_promtool(promtool, "check", "config", config, cwd=prometheus)
+    run_promtool(promtool, "check", "rules", *rule_files(monitoring))
+    for test_file in rule_test_files(monitoring):
+        run_promtool(promtool, "test", "rules", test_file.name, cwd=test_file.parent)
 
 
 def test_monitoring_none_leaves_no_trace_but_metrics(bake: Callable) -> None:
