@@ -10,28 +10,24 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import variant_id
+from tests.test_generation import SUPPORTED_COMBINATIONS
 
-INFRA_VARIANTS: list[dict[str, object]] = [
-    {},
-    {
-        "database": "rds",
-        "use_fargate_spot": True,
-        "nat_gateway": "none",
-        "domain_name": "api.example.com",
-        "use_waf": True,
-        "alert_email": "ops@example.com",
-    },
-    {"database": "ecs_efs", "nat_gateway": "one_per_az", "autoscaling": False},
-    {"database": "ecs_efs"},
-    {"use_fargate_spot": False},
-    {"nat_gateway": "one_per_az"},
-    {"nat_gateway": "none"},
-    {"autoscaling": False},
-    {"domain_name": "api.example.com"},
-    {"use_waf": True},
-    {"alert_email": "ops@example.com", "monthly_budget_usd": "500"},
-    {"monitoring": "none"},
-]
+INFRA_OPTIONS = {
+    "database",
+    "use_fargate_spot",
+    "nat_gateway",
+    "autoscaling",
+    "min_tasks",
+    "max_tasks",
+    "domain_name",
+    "use_waf",
+    "alert_email",
+    "monthly_budget_usd",
+    "monitoring",
+}
+# The defaults, each infrastructure option alone, and the combinations the issue names: every
+# supported variant that changes what the Pulumi program declares.
+INFRA_VARIANTS = [{}] + [c for c in SUPPORTED_COMBINATIONS if INFRA_OPTIONS & set(c)]
 
 
 @pytest.mark.parametrize("context", INFRA_VARIANTS, ids=variant_id)
