@@ -3,11 +3,11 @@
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from sqlalchemy import RowMapping
 
 from app import repository
 from app.database import DatabaseDep
 from app.metrics import ITEMS_CREATED
+from app.repository import Record
 from app.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_OFFSET,
@@ -30,7 +30,7 @@ router = APIRouter(
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-# Routes return database rows as mappings and declare `response_model`: FastAPI validates them
+# Routes return database rows as dicts and declare `response_model`: FastAPI validates them
 # once against it and serializes straight to JSON (no model built by hand and checked again).
 
 
@@ -40,7 +40,7 @@ ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     response_model=ItemRead,
     responses={400: {"model": ErrorResponse, "description": "Malformed JSON."}},
 )
-async def create_item(data: ItemCreate, db: DatabaseDep) -> RowMapping:
+async def create_item(data: ItemCreate, db: DatabaseDep) -> Record:
     """Create an item."""
     row = await repository.create_item(db=db, data=data)
     ITEMS_CREATED.inc()
@@ -63,7 +63,7 @@ async def list_items(
     response_model=ItemRead,
     responses={404: {"model": ErrorResponse, "description": "No such item."}},
 )
-async def get_item(item_id: ItemId, db: DatabaseDep) -> RowMapping:
+async def get_item(item_id: ItemId, db: DatabaseDep) -> Record:
     """Fetch one item by id."""
     row = await repository.get_item(db=db, item_id=item_id)
     if row is None:
