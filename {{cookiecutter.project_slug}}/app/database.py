@@ -30,6 +30,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_reset_on_return=None,
         connect_args={
             "timeout": settings.db_connect_timeout,
+            # A client-side bound too: a frozen server never enforces its statement_timeout.
+            "command_timeout": settings.db_statement_timeout_ms / 1000 + 1,
             "server_settings": {
                 "application_name": settings.app_name,
                 "statement_timeout": str(settings.db_statement_timeout_ms),
@@ -48,7 +50,9 @@ class Database:
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         try:
             conn = await self.engine.connect()
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, DBAPIError) as exc:
+            # Refused, timed out, or refused by a server still starting ("not yet accepting
+            # connections"): all mean "try again soon", never a server error.
             raise DatabaseUnavailable(str(exc)) from exc
         try:
             yield conn

@@ -1,7 +1,8 @@
 """Exception handlers: every error leaves the service as the one ErrorResponse JSON shape."""
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -9,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match
 
 from app.database import DatabaseUnavailable
 from app.log import request_id_var
@@ -54,12 +56,35 @@ def error_response(
 
 
 async def http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), headers=exc.headers)
+    exc = cast(HTTPException, exc)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names only the first route's methods; list every route on this path.
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return error_response(exc.status_code, str(exc.detail), headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in leaf_routes(request.app.routes):
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def leaf_routes(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    for route in routes:
+        router = getattr(route, "original_router", route)  # FastAPI wraps included routers
+        children = getattr(router, "routes", None)
+        if children is None:
+            yield route
+        else:
+            yield from leaf_routes(children)
 
 
 async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    exc = cast(RequestValidationError, exc)
     details = [
         ErrorDetail(loc=list(err["loc"]), msg=err["msg"], type=err["type"]) for err in exc.errors()
     ]
@@ -80,7 +105,7 @@ async def database_unavailable(request: Request, exc: Exception) -> JSONResponse
 
 
 async def database_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DBAPIError)
+    exc = cast(DBAPIError, exc)
     if isinstance(exc, IntegrityError):
         return error_response(409, "The request conflicts with stored data.")
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
@@ -98,5 +123,6 @@ def register_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(DatabaseUnavailable, database_unavailable)
     app.add_exception_handler(PoolTimeoutError, database_unavailable)
+    app.add_exception_handler(TimeoutError, database_unavailable)  # asyncpg's command_timeout
     app.add_exception_handler(DBAPIError, database_error)
     # Anything else is caught by RequestContextMiddleware, which still knows the request id.

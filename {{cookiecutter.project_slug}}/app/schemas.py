@@ -1,26 +1,50 @@
 """Request and response models (pydantic v2). Input is strict: unknown fields are rejected."""
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
 MAX_OFFSET = 1_000_000
 
 
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot store NUL; refuse it here rather than fail in the database.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+# PostgreSQL text cannot store NUL, so it is refused here (and documented in the schema) rather
+# than failing in the database.
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+Description = Annotated[str, Field(max_length=1000, pattern=r"^[^\x00]*$")]
+
+# Money is exact: a JSON number, or a decimal string like "9.99", never below zero and never
+# more than 10 digits before or 2 after the point (NUMERIC(12, 2)). Strings must have exactly
+# the documented shape (no exponent, sign or spaces), so the schema and the validator agree.
+PRICE_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+PRICE_MAX = 9_999_999_999.99
+
+
+def _price_string_shape(value: object) -> object:
+    if isinstance(value, str) and not re.fullmatch(PRICE_PATTERN, value):
+        raise ValueError('must be a decimal string like "9.99"')
     return value
 
 
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"\S"), AfterValidator(_no_nul)]
-Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
-Price = Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)]
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_price_string_shape),
+    Field(ge=0, max_digits=12, decimal_places=2),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": PRICE_MAX, "multipleOf": 0.01},
+                {"type": "string", "pattern": PRICE_PATTERN},
+            ]
+        },
+        mode="validation",
+    ),
+    WithJsonSchema({"type": "string", "pattern": PRICE_PATTERN}, mode="serialization"),
+]
 
 
 class ItemCreate(BaseModel):
@@ -34,12 +58,10 @@ class ItemCreate(BaseModel):
 
 
 class ItemRead(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: int
     name: str
     description: str | None
-    price: Decimal
+    price: Price
     created_at: datetime
 
 

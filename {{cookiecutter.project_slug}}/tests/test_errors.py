@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.config import Settings
+from app.database import Database, DatabaseUnavailable
 from app.log import JsonFormatter, request_id_var
 from app.main import create_app
 
@@ -167,3 +168,29 @@ async def test_configured_origins_may_call_the_api(settings: Settings) -> None:
         other = await client.get("/health", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_method_not_allowed_lists_every_method_of_the_path(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.delete("/items")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, POST"
+
+
+async def test_query_timeout_is_503(app: FastAPI, client: httpx.AsyncClient) -> None:
+    add_failing_route(app, "/slow", TimeoutError())
+    response = await client.get("/slow")
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "database_unavailable"
+
+
+async def test_server_refusing_connections_while_starting_is_503() -> None:
+    class StartingEngine:
+        async def connect(self) -> None:
+            raise DBAPIError("connect", {}, Exception("the database system is starting up"))
+
+    database = Database(StartingEngine())  # type: ignore[arg-type]
+    with pytest.raises(DatabaseUnavailable):
+        async with database.connection():
+            pass

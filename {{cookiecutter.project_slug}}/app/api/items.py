@@ -38,7 +38,10 @@ ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ItemRead,
-    responses={400: {"model": ErrorResponse, "description": "Malformed JSON."}},
+    responses={
+        400: {"model": ErrorResponse, "description": "Malformed JSON."},
+        413: {"model": ErrorResponse, "description": "Request body too large."},
+    },
 )
 async def create_item(data: ItemCreate, db: DatabaseDep) -> Record:
     """Create an item."""
