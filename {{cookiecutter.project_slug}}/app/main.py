@@ -37,6 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         version=settings.version,
         lifespan=lifespan,
+        # Metrics are Prometheus'; FastAPI's OpenTelemetry hooks would check providers (and the
+        # environment) on every request for nothing. One docs UI is enough.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.include_router(health.router)

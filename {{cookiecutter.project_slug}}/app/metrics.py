@@ -2,6 +2,7 @@
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import starlette_exporter
 from fastapi import FastAPI
@@ -9,7 +10,7 @@ from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette_exporter import handle_metrics
 
 from app.config import Settings
@@ -57,13 +58,22 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
     the label set bounded whatever URLs clients send.
     """
 
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        super().__init__(app, **options)
+        # Labelled series, looked up once: `.labels()` takes a lock and builds a key each time.
+        self.series: dict[tuple[str, ...], tuple[Any, Any]] = {}
+        self.in_progress: dict[str, Any] = {}
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == METRICS_PATH:
             await self.app(scope, receive, send)
             return
 
         method = scope["method"]
-        in_progress = self.requests_in_progress.labels(method, self.app_name)
+        in_progress = self.in_progress.get(method)
+        if in_progress is None:
+            in_progress = self.requests_in_progress.labels(method, self.app_name)
+            self.in_progress[method] = in_progress
         in_progress.inc()
         status = 500
         started = time.perf_counter()
@@ -81,8 +91,12 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
             path = getattr(scope.get("route"), "path", None)
             if path is not None:
                 labels = (method, path, str(status), self.app_name)
-                self.request_count.labels(*labels).inc()
-                self.request_time.labels(*labels).observe(time.perf_counter() - started)
+                series = self.series.get(labels)
+                if series is None:
+                    series = (self.request_count.labels(*labels), self.request_time.labels(*labels))
+                    self.series[labels] = series
+                series[0].inc()
+                series[1].observe(time.perf_counter() - started)
 
 
 def instrument(app: FastAPI, settings: Settings) -> None:
