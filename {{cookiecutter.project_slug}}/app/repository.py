@@ -1,14 +1,14 @@
 """Data access for items: one SQL statement per call on SQLAlchemy Core.
 
 Statements are built once, here; each call only binds parameters, and SQLAlchemy's compiled
-cache and asyncpg's prepared statements do the rest.
+cache and asyncpg's prepared statements do the rest. The functions are units of work for
+`Database.run`, which runs them on a pooled connection.
 """
 
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Table, bindparam, insert, select
+from sqlalchemy import Connection, CursorResult, Table, bindparam, insert, select
 
-from app.database import Database
 from app.models import Item
 from app.schemas import ItemCreate
 
@@ -31,17 +31,14 @@ def records(result: CursorResult[Any]) -> list[Record]:
     return [dict(zip(keys, row, strict=True)) for row in result]
 
 
-async def create_item(*, db: Database, data: ItemCreate) -> Record:
-    async with db.connection() as conn:
-        return records(await conn.execute(INSERT_ITEM, data.model_dump()))[0]
+def create_item(*, conn: Connection, data: ItemCreate) -> Record:
+    return records(conn.execute(INSERT_ITEM, data.model_dump()))[0]
 
 
-async def get_item(*, db: Database, item_id: int) -> Record | None:
-    async with db.connection() as conn:
-        found = records(await conn.execute(SELECT_ITEM, {"item_id": item_id}))
-        return found[0] if found else None
+def get_item(*, conn: Connection, item_id: int) -> Record | None:
+    found = records(conn.execute(SELECT_ITEM, {"item_id": item_id}))
+    return found[0] if found else None
 
 
-async def list_items(*, db: Database, limit: int, offset: int) -> list[Record]:
-    async with db.connection() as conn:
-        return records(await conn.execute(SELECT_PAGE, {"limit": limit, "offset": offset}))
+def list_items(*, conn: Connection, limit: int, offset: int) -> list[Record]:
+    return records(conn.execute(SELECT_PAGE, {"limit": limit, "offset": offset}))

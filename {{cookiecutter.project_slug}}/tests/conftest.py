@@ -9,13 +9,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,6 +26,7 @@ from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def alembic(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
@@ -90,9 +92,8 @@ class RolledBackDatabase(Database):
         super().__init__(conn.engine)
         self.conn = conn
 
-    @asynccontextmanager
-    async def connection(self) -> AsyncIterator[AsyncConnection]:
-        yield self.conn
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        return await self.conn.run_sync(work)
 
 
 @pytest.fixture

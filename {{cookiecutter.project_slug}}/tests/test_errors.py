@@ -187,10 +187,11 @@ async def test_query_timeout_is_503(app: FastAPI, client: httpx.AsyncClient) -> 
 
 async def test_server_refusing_connections_while_starting_is_503() -> None:
     class StartingEngine:
-        async def connect(self) -> None:
-            raise DBAPIError("connect", {}, Exception("the database system is starting up"))
+        class sync_engine:
+            @staticmethod
+            def connect() -> None:
+                raise DBAPIError("connect", {}, Exception("the database system is starting up"))
 
     database = Database(StartingEngine())  # type: ignore[arg-type]
     with pytest.raises(DatabaseUnavailable):
-        async with database.connection():
-            pass
+        await database.run(lambda conn: None)

@@ -45,7 +45,7 @@ ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 )
 async def create_item(data: ItemCreate, db: DatabaseDep) -> Record:
     """Create an item."""
-    row = await repository.create_item(db=db, data=data)
+    row = await db.run(lambda conn: repository.create_item(conn=conn, data=data))
     ITEMS_CREATED.inc()
     return row
 
@@ -57,7 +57,7 @@ async def list_items(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, object]:
     """List items in creation order, a page at a time."""
-    rows = await repository.list_items(db=db, limit=limit, offset=offset)
+    rows = await db.run(lambda conn: repository.list_items(conn=conn, limit=limit, offset=offset))
     return {"items": rows, "limit": limit, "offset": offset}
 
 
@@ -68,7 +68,7 @@ async def list_items(
 )
 async def get_item(item_id: ItemId, db: DatabaseDep) -> Record:
     """Fetch one item by id."""
-    row = await repository.get_item(db=db, item_id=item_id)
+    row = await db.run(lambda conn: repository.get_item(conn=conn, item_id=item_id))
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found.")
     return row
