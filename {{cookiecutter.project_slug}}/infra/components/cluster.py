@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -84,3 +85,20 @@ def capacity_strategy(use_fargate_spot: bool) -> list[dict]:
 # Single-copy stateful services (ecs_efs Postgres, monitoring) never run on Spot: an interruption
 # would take the only copy down.
 SINGLE_TASK_STRATEGY = [{"capacity_provider": ON_DEMAND, "base": 1, "weight": 1}]
+
+
+def single_task_service(name: str, **service_args: Any) -> aws.ecs.Service:
+    """An ECS service that can never run two copies of its task (one data directory on EFS).
+
+    One task on demand, and a deployment that stops the old task before it starts the new one.
+    """
+    return aws.ecs.Service(
+        name,
+        desired_count=1,
+        capacity_provider_strategies=SINGLE_TASK_STRATEGY,
+        deployment_minimum_healthy_percent=0,
+        deployment_maximum_percent=100,
+        deployment_circuit_breaker={"enable": True, "rollback": True},
+        propagate_tags="SERVICE",
+        **service_args,
+    )

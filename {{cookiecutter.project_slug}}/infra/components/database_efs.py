@@ -9,7 +9,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import SINGLE_TASK_STRATEGY
+from components.cluster import single_task_service
 from components.database import POSTGRES_PORT, DatabaseArgs, password_value_from
 from components.efs_volume import AccessPointSpec, EfsVolume, EfsVolumeArgs
 from components.naming import type_token
@@ -117,21 +117,14 @@ class Database(pulumi.ComponentResource):
             namespace_id=args.namespace_id,
             opts=child,
         )
-        self.service = aws.ecs.Service(
+        self.service = single_task_service(
             f"{name}-service",
             cluster=args.cluster_arn,
             task_definition=task_definition.arn,
-            desired_count=1,
-            capacity_provider_strategies=SINGLE_TASK_STRATEGY,
-            # Stop the old task before starting the new one: never two postmasters.
-            deployment_minimum_healthy_percent=0,
-            deployment_maximum_percent=100,
-            deployment_circuit_breaker={"enable": True, "rollback": True},
             network_configuration=network_configuration(
                 args.task_subnet_ids, [self.security_group.id], args.assign_public_ip
             ),
             service_registries={"registry_arn": registry.arn},
-            propagate_tags="SERVICE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=self.volume.mount_targets),
         )
         self.password_secret_arn = self.secret.arn

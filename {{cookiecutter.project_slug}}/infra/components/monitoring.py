@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import SINGLE_TASK_STRATEGY
+from components.cluster import single_task_service
 from components.efs_volume import AccessPointSpec, EfsVolume, EfsVolumeArgs
 from components.naming import lb_name, type_token
 from components.security_groups import APP_PORT, allow_all_egress, allow_from_group
@@ -116,15 +116,10 @@ class Monitoring(pulumi.ComponentResource):
             namespace_id=args.namespace_id,
             opts=child,
         )
-        self.service = aws.ecs.Service(
+        self.service = single_task_service(
             f"{name}-service",
             cluster=args.cluster_arn,
             task_definition=task_definition.arn,
-            desired_count=1,
-            capacity_provider_strategies=SINGLE_TASK_STRATEGY,
-            deployment_minimum_healthy_percent=0,
-            deployment_maximum_percent=100,
-            deployment_circuit_breaker={"enable": True, "rollback": True},
             health_check_grace_period_seconds=120,
             network_configuration=network_configuration(
                 args.task_subnet_ids, [self.security_group.id], args.assign_public_ip
@@ -137,7 +132,6 @@ class Monitoring(pulumi.ComponentResource):
                 }
             ],
             service_registries={"registry_arn": registry.arn},
-            propagate_tags="SERVICE",
             # ECS refuses a target group no listener uses yet; EFS must be mountable at start.
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[route, *self.volume.mount_targets]
