@@ -9,24 +9,22 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Connection
+from sqlalchemy import PoolProxiedConnection
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.database import Database, create_engine, get_database
+from app.database import Database, Query, Record, create_engine, get_database
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-T = TypeVar("T")
 
 
 def alembic(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
@@ -86,14 +84,14 @@ def settings(database_url: URL) -> Settings:
 
 
 class RolledBackDatabase(Database):
-    """Runs every unit of work of the app on the test's connection, inside its transaction."""
+    """Runs every statement of the app on the test's connection, inside its transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
-        super().__init__(conn.engine)
-        self.conn = conn
+    def __init__(self, engine: AsyncEngine, connection: PoolProxiedConnection) -> None:
+        super().__init__(engine)
+        self.connection = connection
 
-    async def run(self, work: Callable[[Connection], T]) -> T:
-        return await self.conn.run_sync(work)
+    def _fetch(self, query: Query, arguments: tuple[object, ...]) -> list[Record]:
+        return self._execute(self.connection, query, arguments)
 
 
 @pytest.fixture
@@ -110,10 +108,14 @@ async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
-async def app(settings: Settings, connection: AsyncConnection) -> AsyncIterator[FastAPI]:
+async def db(connection: AsyncConnection) -> RolledBackDatabase:
+    return RolledBackDatabase(connection.engine, await connection.get_raw_connection())
+
+
+@pytest.fixture
+async def app(settings: Settings, db: RolledBackDatabase) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    database = RolledBackDatabase(connection)
-    application.dependency_overrides[get_database] = lambda: database
+    application.dependency_overrides[get_database] = lambda: db
     async with application.router.lifespan_context(application):
         yield application
 

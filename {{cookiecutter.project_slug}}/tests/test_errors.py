@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.config import Settings
-from app.database import Database, DatabaseUnavailable
+from app.database import SELECT_ONE, Database, DatabaseUnavailable, create_engine
 from app.log import JsonFormatter, request_id_var
 from app.main import create_app
 
@@ -185,13 +185,16 @@ async def test_query_timeout_is_503(app: FastAPI, client: httpx.AsyncClient) -> 
     assert response.json()["error"]["code"] == "database_unavailable"
 
 
-async def test_server_refusing_connections_while_starting_is_503() -> None:
-    class StartingEngine:
-        class sync_engine:
-            @staticmethod
-            def connect() -> None:
-                raise DBAPIError("connect", {}, Exception("the database system is starting up"))
+async def test_server_refusing_connections_while_starting_is_503(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(settings)
+    starting = engine.dialect.loaded_dbapi.InterfaceError("the database system is starting up")
 
-    database = Database(StartingEngine())  # type: ignore[arg-type]
-    with pytest.raises(DatabaseUnavailable):
-        await database.run(lambda conn: None)
+    def refuse() -> None:
+        raise starting
+
+    monkeypatch.setattr(engine.sync_engine, "raw_connection", refuse)
+    with pytest.raises(DatabaseUnavailable, match="starting up"):
+        await Database(engine).fetch(SELECT_ONE)
+    await engine.dispose()

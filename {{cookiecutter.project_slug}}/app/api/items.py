@@ -5,9 +5,8 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Query, status
 
 from app import repository
-from app.database import DatabaseDep
+from app.database import DatabaseDep, Record
 from app.metrics import ITEMS_CREATED
-from app.repository import Record
 from app.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_OFFSET,
@@ -45,7 +44,7 @@ ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 )
 async def create_item(data: ItemCreate, db: DatabaseDep) -> Record:
     """Create an item."""
-    row = await db.run(lambda conn: repository.create_item(conn=conn, data=data))
+    row = await repository.create_item(db, data)
     ITEMS_CREATED.inc()
     return row
 
@@ -57,7 +56,7 @@ async def list_items(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> dict[str, object]:
     """List items in creation order, a page at a time."""
-    rows = await db.run(lambda conn: repository.list_items(conn=conn, limit=limit, offset=offset))
+    rows = await repository.list_items(db, limit=limit, offset=offset)
     return {"items": rows, "limit": limit, "offset": offset}
 
 
@@ -68,7 +67,7 @@ async def list_items(
 )
 async def get_item(item_id: ItemId, db: DatabaseDep) -> Record:
     """Fetch one item by id."""
-    row = await db.run(lambda conn: repository.get_item(conn=conn, item_id=item_id))
+    row = await repository.get_item(db, item_id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found.")
     return row

@@ -1,0 +1,70 @@
+"""The data layer on a real PostgreSQL: precompiled statements, SQLAlchemy's errors, lost
+connections leaving the pool."""
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app import repository
+from app.config import Settings
+from app.database import Database, Query, create_engine
+from app.schemas import ItemCreate
+
+
+@pytest.fixture
+async def database(settings: Settings) -> AsyncIterator[Database]:
+    """A Database on its own pool (autocommit, as in the app): for read-only checks."""
+    engine = create_engine(settings)
+    yield Database(engine)
+    await engine.dispose()
+
+
+async def test_statements_return_what_sqlalchemy_core_returns(
+    db: Database, connection: AsyncConnection
+) -> None:
+    for n in range(3):
+        await repository.create_item(db, ItemCreate(name=f"n{n}", description=None, price="1.5"))
+
+    page = await repository.list_items(db, limit=10, offset=0)
+    items = repository.items
+    core = await connection.execute(
+        select(*repository.COLUMNS).order_by(items.c.id).limit(bindparam("limit")),
+        {"limit": 10},
+    )
+    assert page == [dict(row) for row in core.mappings()]
+    assert len(page) >= 3
+    assert await repository.get_item(db, page[0]["id"]) == page[0]
+    assert await repository.get_item(db, 2**63 - 1) is None
+
+
+async def test_a_statement_error_is_sqlalchemys(database: Database) -> None:
+    with pytest.raises(ProgrammingError, match="no_such_table"):
+        await database.fetch(Query.compile(text("SELECT * FROM no_such_table")))
+    assert await database.is_reachable()
+
+
+def test_arguments_must_match_the_statements_parameters() -> None:
+    with pytest.raises(TypeError, match="item_id"):
+        repository.SELECT_ITEM.arguments({"id": 1})
+    with pytest.raises(TypeError, match="limit"):
+        repository.SELECT_PAGE.arguments({"limit": 1, "offset": 0, "extra": 2})
+    assert repository.SELECT_PAGE.arguments({"offset": 5, "limit": 1}) == (1, 5)
+
+
+async def test_a_lost_connection_leaves_the_pool(
+    database: Database, connection: AsyncConnection
+) -> None:
+    backend = Query.compile(text("SELECT pg_backend_pid() AS pid"))
+    pid = (await database.fetch_one(backend))["pid"]  # type: ignore[index]
+    await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+    # The pool hands out the dead connection once; the error says it was invalidated...
+    with pytest.raises(DBAPIError) as lost:
+        for _ in range(database.engine.pool.size() + 1):
+            await database.fetch(backend)
+    assert lost.value.connection_invalidated
+    # ...and the next statement runs on a fresh one.
+    assert (await database.fetch_one(backend))["pid"] != pid  # type: ignore[index]
