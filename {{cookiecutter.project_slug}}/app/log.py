@@ -1,13 +1,25 @@
-"""JSON logging to stdout, every record stamped with the current request id."""
+"""JSON logging to stdout, every line stamped with the current request id.
 
+Lines go through one `LineWriter`: those written in the same turn of the event loop leave in one
+`write`, so a busy service makes one system call per loop turn rather than one per line (on
+ECS, stdout is a pipe to the log driver). The access log, one line per request, skips
+`logging`'s record machinery: its fields are fixed, and it is the hot path.
+"""
+
+import asyncio
 import logging
 import sys
+import threading
+import time
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 import orjson
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+access_logger = logging.getLogger("app.access")
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is logged too.
 _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
@@ -17,31 +29,99 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+def entry(created: float, level: str, logger: str, message: str) -> dict[str, object]:
+    """The fields every line starts with."""
+    return {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "message": message,
+        "request_id": request_id_var.get(),
+    }
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "request_id": request_id_var.get(),
-        }
-        entry.update(
+        line = entry(record.created, record.levelname, record.name, record.getMessage())
+        line.update(
             (key, value) for key, value in record.__dict__.items() if key not in _STANDARD_ATTRS
         )
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry, default=str).decode()
+            line["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(line, default=str).decode()
 
 
-def configure_logging(level: str) -> None:
+class LineWriter:
+    """Writes lines to a binary stream, batched per event-loop turn (at once outside a loop)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.pending: list[bytes] = []
+        self.lock = threading.Lock()  # log lines may come from worker threads too
+
+    def write(self, line: bytes) -> None:
+        with self.lock:
+            self.pending.append(line)
+            first = len(self.pending) == 1
+        if first:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop running in this thread
+                self.flush()
+
+    def flush(self) -> None:
+        with self.lock:
+            lines, self.pending = self.pending, []
+        if lines:
+            self.stream.write(b"".join(lines))
+            self.stream.flush()
+
+
+class LineHandler(logging.Handler):
+    """A logging handler writing formatted records through a LineWriter."""
+
+    def __init__(self, writer: LineWriter) -> None:
+        super().__init__()
+        self.writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.writer.write(self.format(record).encode() + b"\n")
+        except Exception:
+            self.handleError(record)
+
+    def flush(self) -> None:
+        self.writer.flush()  # logging.shutdown() calls this at exit: nothing pending is lost
+
+
+_writer = LineWriter(sys.stdout.buffer)
+
+
+def log_access(request_id: str, method: str, path: str, status: int, started: float) -> None:
+    """One access-log line (logger `app.access`, level INFO), as JsonFormatter would write it."""
+    if not access_logger.isEnabledFor(logging.INFO):
+        return
+    line = entry(time.time(), "INFO", "app.access", "request")
+    line["request_id"] = request_id
+    line["method"] = method
+    line["path"] = path
+    line["status"] = status
+    line["duration_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    _writer.write(orjson.dumps(line) + b"\n")
+
+
+def configure_logging(level: str, stream: BinaryIO | None = None) -> None:
+    """JSON lines to `stream` (stdout by default) for every logger, uvicorn's included."""
+    global _writer
+    _writer.flush()
+    _writer = LineWriter(stream or sys.stdout.buffer)
     # Skip what the JSON lines never show; the logging HOWTO's "Optimization" section lists
     # these switches. Finding the caller's file and line walks the stack on every record.
     logging._srcfile = None
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stdout)
+    handler = LineHandler(_writer)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

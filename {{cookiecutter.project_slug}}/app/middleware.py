@@ -9,10 +9,9 @@ from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_response, internal_error
-from app.log import request_id_var
+from app.log import log_access, request_id_var
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("app.access")
 
 # A caller-supplied id is echoed into logs and headers, so only a safe shape is accepted.
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -69,16 +68,7 @@ class RequestContextMiddleware:
             await internal_error()(scope, receive, send_with_headers)
         finally:
             if self.access_log:
-                access_logger.info(
-                    "request",
-                    extra={
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    },
-                )
+                log_access(request_id, scope["method"], scope["path"], status, started)
             request_id_var.reset(token)
 
 

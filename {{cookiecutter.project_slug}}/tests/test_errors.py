@@ -1,5 +1,8 @@
 """One error shape everywhere, request ids and security headers."""
 
+import asyncio
+import io
+import json
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -11,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.config import Settings
 from app.database import SELECT_ONE, Database, DatabaseUnavailable, create_engine
-from app.log import JsonFormatter, request_id_var
+from app.log import JsonFormatter, configure_logging, request_id_var
 from app.main import create_app
 
 
@@ -93,14 +96,35 @@ async def test_other_database_error_is_500(app: FastAPI, client: httpx.AsyncClie
 async def test_access_log_is_json_with_request_id(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
+    out = io.BytesIO()
+    configure_logging("WARNING", stream=out)
     with caplog.at_level(logging.INFO, logger="app.access"):
         await client.get("/items/424242", headers={"X-Request-ID": "log-me"})
-    record = next(r for r in caplog.records if r.name == "app.access")
-    line = JsonFormatter().format(record)
-    assert '"path":"/items/424242"' in line
-    assert '"status":404' in line
-    assert '"method":"GET"' in line
-    assert '"request_id":"log-me"' in line
+        await asyncio.sleep(0)  # lines leave once per event-loop turn
+    line = json.loads(out.getvalue().splitlines()[-1])
+    assert line["logger"] == "app.access"
+    assert line["level"] == "INFO"
+    assert line["path"] == "/items/424242"
+    assert line["status"] == 404
+    assert line["method"] == "GET"
+    assert line["request_id"] == "log-me"
+    assert line["duration_ms"] >= 0
+
+
+async def test_access_log_is_off_when_its_logger_is(client: httpx.AsyncClient) -> None:
+    out = io.BytesIO()
+    configure_logging("WARNING", stream=out)
+    await client.get("/health")
+    logging.getLogger().handlers[0].flush()
+    assert out.getvalue() == b""
+
+
+def test_lines_written_outside_an_event_loop_are_written_at_once() -> None:
+    out = io.BytesIO()
+    configure_logging("INFO", stream=out)
+    logging.getLogger("app.test").warning("now", extra={"n": 1})
+    line = json.loads(out.getvalue())
+    assert (line["message"], line["n"], line["level"]) == ("now", 1, "WARNING")
 
 
 def test_json_formatter_includes_request_id_and_exception() -> None:
