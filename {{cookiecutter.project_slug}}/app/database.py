@@ -1,16 +1,16 @@
 """The data layer's runtime: SQLAlchemy's connection pool, precompiled statements, readiness.
 
 Statements are written with SQLAlchemy Core (app/repository.py) and compiled once, at import, by
-SQLAlchemy's asyncpg dialect. A request runs one of them on a connection of SQLAlchemy's pool
-through SQLAlchemy's asyncpg DBAPI adapter (with its prepared-statement cache), and its errors
-are raised as SQLAlchemy's exceptions. What is skipped is the Engine/Connection execution layer
-(execution context, compiled-cache lookup, result objects): for a one-statement unit of work it
-cost more CPU than the statement itself (bench/README.md has the figures).
+SQLAlchemy's asyncpg dialect. A request runs one of them with asyncpg (and its prepared-statement
+cache) on a connection of SQLAlchemy's pool, and errors are raised as SQLAlchemy's exceptions, as
+its asyncpg adapter translates them. What is skipped is the Engine/Connection execution layer
+(execution context, compiled-cache lookup, result objects) and the DBAPI cursor: for a
+one-statement unit of work they cost more CPU than the statement itself (bench/README.md).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, NoReturn, cast
 
 from fastapi import Depends, Request
 from sqlalchemy import ClauseElement, PoolProxiedConnection, text
@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import greenlet_spawn
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from app.config import Settings
 
@@ -118,26 +118,45 @@ class Database:
     def _execute(
         self, connection: PoolProxiedConnection, query: Query, arguments: tuple[object, ...]
     ) -> list[Record]:
-        cursor = connection.cursor()
         try:
-            cursor.execute(query.sql, arguments)
-            rows = cursor.fetchall() if cursor.description else []
-        except self.dialect.loaded_dbapi.Error as error:
+            # asyncpg's own call (and its statement cache) on the pooled connection: SQLAlchemy's
+            # DBAPI cursor around it costs a quarter of the request on an INSERT (bench/README.md).
+            driver = cast(Any, connection.driver_connection)
+            rows = await_only(driver.fetch(query.sql, *arguments))
+        except Exception as error:
+            self._raise_translated(error, connection, query, arguments)
+        except BaseException:
+            # Cancelled mid-statement: the connection's state is unknown, so it is not reused.
+            connection.invalidate()
+            raise
+        return [dict(row) for row in rows]
+
+    def _raise_translated(
+        self,
+        error: Exception,
+        connection: PoolProxiedConnection,
+        query: Query,
+        arguments: tuple[object, ...],
+    ) -> NoReturn:
+        """Raise `error` as SQLAlchemy would have: its DBAPIError subclass, the pool updated."""
+        adapter = cast(Any, connection.dbapi_connection)
+        try:
+            adapter._handle_exception(error)  # the asyncpg adapter's translation to DBAPI errors
+        except self.dialect.loaded_dbapi.Error as dbapi_error:
             # As SQLAlchemy's Connection does: a lost connection is dropped from the pool, with
             # every connection opened before it (a restarted server has closed them all).
-            lost = self.dialect.is_disconnect(error, connection.dbapi_connection, cursor)
+            lost = self.dialect.is_disconnect(dbapi_error, adapter, None)
             if lost:
-                self.engine.sync_engine.pool._invalidate(connection, error)
+                self.engine.sync_engine.pool._invalidate(connection, dbapi_error)
             raise DBAPIError.instance(
                 query.sql,
                 arguments,
-                error,
+                dbapi_error,
                 self.dialect.loaded_dbapi.Error,
                 connection_invalidated=lost,
                 dialect=self.dialect,
             ) from error
-        keys = [column[0] for column in cursor.description or ()]
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        raise error  # not the database's (a timeout, say): as it is
 
 
 async def get_database(request: Request) -> Database:

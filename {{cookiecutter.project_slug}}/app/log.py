@@ -29,10 +29,23 @@ _STANDARD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {
 }
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def timestamp(created: float) -> str:
+    """ISO 8601 to the millisecond; a busy service logs many lines per millisecond."""
+    global _last_stamp
+    millis = int(created * 1000)
+    if millis != _last_stamp[0]:
+        text = datetime.fromtimestamp(millis / 1000, UTC).isoformat(timespec="milliseconds")
+        _last_stamp = (millis, text)
+    return _last_stamp[1]
+
+
 def entry(created: float, level: str, logger: str, message: str) -> dict[str, object]:
     """The fields every line starts with."""
     return {
-        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "time": timestamp(created),
         "level": level,
         "logger": logger,
         "message": message,
@@ -126,10 +139,13 @@ def configure_logging(level: str, stream: BinaryIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # uvicorn's own handlers would print plain text; route them through ours instead, and drop
-    # its access log because the request middleware writes one with the request id.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    # uvicorn's own handlers would print plain text; route them through ours instead.
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers.clear()
         logger.propagate = True
-    logging.getLogger("uvicorn.access").disabled = True
+    # The request middleware writes the access log, with the request id. A uvicorn access
+    # logger with no handler anywhere makes uvicorn skip building its own line per request.
+    uvicorn_access = logging.getLogger("uvicorn.access")
+    uvicorn_access.handlers.clear()
+    uvicorn_access.propagate = False

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import PoolProxiedConnection
+from sqlalchemy import PoolProxiedConnection, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -102,6 +102,9 @@ async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
         # The app runs in autocommit; here everything it writes stays in one open transaction.
         await conn.execution_options(isolation_level="READ COMMITTED")
         transaction = await conn.begin()
+        # SQLAlchemy begins lazily, on the first statement it runs itself; the app's statements
+        # go straight to asyncpg, so begin now.
+        await conn.execute(text("SELECT 1"))
         yield conn
         await transaction.rollback()
     await engine.dispose()

@@ -5,7 +5,9 @@ import io
 import json
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -14,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from app.config import Settings
 from app.database import SELECT_ONE, Database, DatabaseUnavailable, create_engine
-from app.log import JsonFormatter, configure_logging, request_id_var
+from app.log import JsonFormatter, configure_logging, request_id_var, timestamp
 from app.main import create_app
 
 
@@ -117,6 +119,20 @@ async def test_access_log_is_off_when_its_logger_is(client: httpx.AsyncClient) -
     await client.get("/health")
     logging.getLogger().handlers[0].flush()
     assert out.getvalue() == b""
+
+
+def test_uvicorn_access_log_is_off_so_uvicorn_builds_no_line() -> None:
+    configure_logging("INFO", stream=io.BytesIO())
+    assert not logging.getLogger("uvicorn.access").hasHandlers()
+    assert logging.getLogger("uvicorn.error").hasHandlers()
+
+
+def test_timestamps_are_utc_to_the_millisecond() -> None:
+    assert timestamp(1_764_201_234.5671) == "2025-11-26T23:53:54.567+00:00"
+    assert timestamp(1_764_201_234.5679) == "2025-11-26T23:53:54.567+00:00"
+    assert timestamp(1_764_201_234.5681) == "2025-11-26T23:53:54.568+00:00"
+    now = time.time()
+    assert timestamp(now)[:19] == datetime.fromtimestamp(now, UTC).isoformat()[:19]
 
 
 def test_lines_written_outside_an_event_loop_are_written_at_once() -> None:
