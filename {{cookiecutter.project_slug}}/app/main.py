@@ -10,7 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import DESCRIPTION, TITLE, metrics
 from app.api import health, items
 from app.config import Settings, get_settings
-from app.database import Database, create_engine
+from app.database import Database
 from app.errors import register_error_handlers
 from app.log import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -22,15 +22,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings)
-        app.state.database = Database(engine)
-        metrics.POOL.engine = engine
+        database = Database.from_settings(settings)
+        app.state.database = database
+        metrics.POOL.engine = database.engine
         # Everything allocated at startup lives as long as the process: move it out of the
         # cyclic collector's way, so collections under load only scan request garbage.
         gc.collect()
         gc.freeze()
         yield
-        await engine.dispose()
+        await database.engine.dispose()
 
     app = FastAPI(
         title=TITLE,

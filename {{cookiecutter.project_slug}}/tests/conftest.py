@@ -87,7 +87,7 @@ class RolledBackDatabase(Database):
     """Runs every statement of the app on the test's connection, inside its transaction."""
 
     def __init__(self, engine: AsyncEngine, connection: PoolProxiedConnection) -> None:
-        super().__init__(engine)
+        super().__init__(engine, connections=1, wait=5)
         self.connection = connection
 
     def _fetch(self, query: Query, arguments: tuple[object, ...]) -> list[Record]:

@@ -1,6 +1,7 @@
 """The data layer on a real PostgreSQL: precompiled statements, SQLAlchemy's errors, lost
 connections leaving the pool."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,16 +11,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import repository
 from app.config import Settings
-from app.database import Database, Query, create_engine
+from app.database import SELECT_ONE, Database, DatabaseUnavailable, Query, create_engine
 from app.schemas import ItemCreate
 
 
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
     """A Database on its own pool (autocommit, as in the app): for read-only checks."""
-    engine = create_engine(settings)
-    yield Database(engine)
-    await engine.dispose()
+    database = Database.from_settings(settings)
+    yield database
+    await database.engine.dispose()
 
 
 async def test_statements_return_what_sqlalchemy_core_returns(
@@ -68,3 +69,32 @@ async def test_a_lost_connection_leaves_the_pool(
     assert lost.value.connection_invalidated
     # ...and the next statement runs on a fresh one.
     assert (await database.fetch_one(backend))["pid"] != pid  # type: ignore[index]
+
+
+async def test_callers_beyond_the_pool_queue_first_come_first_served(settings: Settings) -> None:
+    database = Database(create_engine(settings), connections=1, wait=5)
+    sleep = Query.compile(text("SELECT pg_sleep(0.2)"))
+    done: list[int] = []
+
+    async def caller(n: int) -> None:
+        await database.fetch(sleep if n == 0 else SELECT_ONE)
+        done.append(n)
+
+    tasks = []
+    for n in range(4):
+        tasks.append(asyncio.create_task(caller(n)))
+        await asyncio.sleep(0.01)  # 0 holds the one connection; 1, 2, 3 queue in this order
+    await asyncio.gather(*tasks)
+    assert done == [0, 1, 2, 3]
+    await database.engine.dispose()
+
+
+async def test_a_caller_waits_at_most_the_pool_timeout(settings: Settings) -> None:
+    database = Database(create_engine(settings), connections=1, wait=0.1)
+    slow = asyncio.create_task(database.fetch(Query.compile(text("SELECT pg_sleep(0.5)"))))
+    await asyncio.sleep(0.05)
+    with pytest.raises(DatabaseUnavailable, match=r"within 0\.1 s"):
+        await database.fetch(SELECT_ONE)
+    await slow
+    assert await database.fetch(SELECT_ONE) == [{"?column?": 1}]  # no slot was lost
+    await database.engine.dispose()

@@ -236,5 +236,5 @@ async def test_server_refusing_connections_while_starting_is_503(
 
     monkeypatch.setattr(engine.sync_engine, "raw_connection", refuse)
     with pytest.raises(DatabaseUnavailable, match="starting up"):
-        await Database(engine).fetch(SELECT_ONE)
+        await Database(engine, connections=1, wait=1).fetch(SELECT_ONE)
     await engine.dispose()
