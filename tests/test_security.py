@@ -156,6 +156,7 @@ def test_cors_closed_and_security_headers_on_every_answer(app, method: str, path
     assert "access-control-allow-origin" not in response.headers
     for name, value in SECURITY_HEADERS.items():
         assert response.headers.get(name) == value, (response.status_code, name)
+    assert "server" not in response.headers  # the production command does not advertise uvicorn
     preflight = httpx.options(
         f"{app.url}{path}",
         headers={**origin, "Access-Control-Request-Method": "POST"},
