@@ -98,3 +98,18 @@ async def test_a_caller_waits_at_most_the_pool_timeout(settings: Settings) -> No
     await slow
     assert await database.fetch(SELECT_ONE) == [{"?column?": 1}]  # no slot was lost
     await database.engine.dispose()
+
+
+async def test_a_cancelled_waiter_leaves_the_queue_without_a_slot(settings: Settings) -> None:
+    database = Database(create_engine(settings), connections=1, wait=5)
+    slow = asyncio.create_task(database.fetch(Query.compile(text("SELECT pg_sleep(0.2)"))))
+    await asyncio.sleep(0.05)
+    queued = asyncio.create_task(database.fetch(SELECT_ONE))
+    await asyncio.sleep(0.01)
+    queued.cancel()
+    await slow
+    assert await database.fetch(SELECT_ONE) == [{"?column?": 1}]
+    assert (database.slots.free, len(database.slots.waiters)) == (1, 0)
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    await database.engine.dispose()
