@@ -192,7 +192,7 @@ class Database:
     ) -> list[Record]:
         try:
             # asyncpg's own call (and its statement cache) on the pooled connection: SQLAlchemy's
-            # DBAPI cursor around it costs a quarter of the request on an INSERT (bench/README.md).
+            # DBAPI cursor around it cost ~50 us more per INSERT in the served app (bench/).
             driver = cast(Any, connection.driver_connection)
             rows = await_only(driver.fetch(query.sql, *arguments))
         except Exception as error:
