@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
+import pulumi_aws as aws
 
+from components.security_groups import allow_from_group
 from components.tasks import secret_value_from
 
 POSTGRES_PORT = 5432
@@ -47,3 +49,21 @@ class DatabaseArgs:
 def password_value_from(secret_arn: pulumi.Input[str]) -> pulumi.Output[str]:
     """ECS `secrets[].valueFrom` selecting the password key of the credentials secret."""
     return secret_value_from(secret_arn, PASSWORD_JSON_KEY)
+
+
+def postgres_security_group(
+    name: str, args: DatabaseArgs, description: str, child: pulumi.ResourceOptions
+) -> aws.ec2.SecurityGroup:
+    """PostgreSQL's security group: only the app and its migration task may connect."""
+    group = aws.ec2.SecurityGroup(
+        f"{name}-sg", vpc_id=args.vpc_id, description=description, opts=child
+    )
+    allow_from_group(
+        f"{name}-from-app",
+        group.id,
+        args.client_security_group_id,
+        POSTGRES_PORT,
+        child,
+        "App and migration tasks to PostgreSQL",
+    )
+    return group

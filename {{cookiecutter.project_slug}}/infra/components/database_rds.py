@@ -5,9 +5,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.database import POSTGRES_PORT, DatabaseArgs, password_value_from
+from components.database import (
+    POSTGRES_PORT,
+    DatabaseArgs,
+    password_value_from,
+    postgres_security_group,
+)
 from components.naming import type_token
-from components.security_groups import allow_from_group
 
 ENGINE_VERSION = "16"
 CPU_ALARM_PERCENT = 80
@@ -20,17 +24,7 @@ class Database(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("RdsDatabase"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-sg", vpc_id=args.vpc_id, description="PostgreSQL (RDS)", opts=child
-        )
-        allow_from_group(
-            f"{name}-from-app",
-            self.security_group.id,
-            args.client_security_group_id,
-            POSTGRES_PORT,
-            child,
-            "App and migration tasks to PostgreSQL",
-        )
+        self.security_group = postgres_security_group(name, args, "PostgreSQL (RDS)", child)
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", subnet_ids=list(args.private_subnet_ids), opts=child
         )

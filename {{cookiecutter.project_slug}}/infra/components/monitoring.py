@@ -23,6 +23,7 @@ from components.tasks import (
     discovery_service,
     environment,
     execution_role,
+    generated_credentials,
     log_configuration,
     network_configuration,
     secret_value_from,
@@ -40,7 +41,6 @@ PROMETHEUS_UID = 65534
 GRAFANA_UID = 472
 GRAFANA_GID = 0
 DEREGISTRATION_DELAY_SECONDS = 20
-ADMIN_PASSWORD_LENGTH = 32
 
 
 @dataclass
@@ -80,7 +80,12 @@ class Monitoring(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        self.admin_secret = self._admin_secret(name, child)
+        self.admin_secret = generated_credentials(
+            f"{name}-grafana-admin",
+            description="Grafana admin credentials",
+            username="admin",
+            parent=self,
+        )
         self.target_group = aws.lb.TargetGroup(
             lb_name("graf"),
             port=GRAFANA_PORT,
@@ -182,24 +187,6 @@ class Monitoring(pulumi.ComponentResource):
         )
         allow_all_egress(f"{name}-egress", group, child)
         return group
-
-    def _admin_secret(self, name: str, child: pulumi.ResourceOptions) -> aws.secretsmanager.Secret:
-        """Grafana's admin password, drawn once: Grafana keeps it in its own database."""
-        secret = aws.secretsmanager.Secret(
-            f"{name}-grafana-admin", description="Grafana admin credentials", opts=child
-        )
-        password = aws.secretsmanager.get_random_password_output(
-            password_length=ADMIN_PASSWORD_LENGTH, exclude_punctuation=True
-        ).random_password
-        aws.secretsmanager.SecretVersion(
-            f"{name}-grafana-admin",
-            secret_id=secret.id,
-            secret_string=pulumi.Output.json_dumps(
-                {"username": "admin", "password": pulumi.Output.secret(password)}
-            ),
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["secretString"]),
-        )
-        return secret
 
     def _task_definition(
         self, name: str, args: MonitoringArgs, child: pulumi.ResourceOptions
