@@ -44,19 +44,9 @@ def local_command(project: Path, python: Path, port: int) -> list[str]:
     """The Dockerfile's uvicorn command, bound to 127.0.0.1:`port` and run by `python`."""
     command = dockerfile_cmd(project)
     assert command[0] == "uvicorn", command
-    swapped = {"--host": "127.0.0.1", "--port": str(port)}
-    local: list[str] = []
-    skip = False
-    for index, arg in enumerate(command[1:], start=1):
-        if skip:
-            skip = False
-            continue
-        if arg in swapped and index + 1 < len(command):
-            local += [arg, swapped[arg]]
-            skip = True
-        else:
-            local.append(arg)
-    return [str(python), "-m", "uvicorn", *local]
+    for flag, value in (("--host", "127.0.0.1"), ("--port", str(port))):
+        command[command.index(flag) + 1] = value
+    return [str(python), "-m", *command]
 
 
 def prepare_database(python: Path, project: Path, server: ThrowawayPostgres, name: str) -> str:
