@@ -88,6 +88,7 @@ CORE_FILES = {
     "app/middleware.py",
     "app/models.py",
     "app/repository.py",
+    "app/routing.py",
     "app/schemas.py",
     "docker-compose.yml",
     "migrations/env.py",

@@ -30,10 +30,12 @@ def _price_string_shape(value: object) -> object:
     return value
 
 
+# The constraints come before the string check: pydantic then checks digits in its Rust core
+# (after a BeforeValidator it would fall back to Python validators, three times slower).
 Price = Annotated[
     Decimal,
-    BeforeValidator(_price_string_shape),
     Field(ge=0, max_digits=12, decimal_places=2),
+    BeforeValidator(_price_string_shape),
     WithJsonSchema(
         {
             "anyOf": [

@@ -118,7 +118,11 @@ async def db(connection: AsyncConnection) -> RolledBackDatabase:
 @pytest.fixture
 async def app(settings: Settings, db: RolledBackDatabase) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
-    application.dependency_overrides[get_database] = lambda: db
+
+    async def rolled_back_database() -> Database:  # async, as get_database: see app/routing.py
+        return db
+
+    application.dependency_overrides[get_database] = rolled_back_database
     async with application.router.lifespan_context(application):
         yield application
 

@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from app.config import Settings
 from app.database import DatabaseDep, DatabaseUnavailable
+from app.routing import LeanRoute
 from app.schemas import ErrorResponse
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=LeanRoute)
 
 READINESS_TIMEOUT_SECONDS = 1.5
 

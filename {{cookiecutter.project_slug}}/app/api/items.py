@@ -7,6 +7,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from app import repository
 from app.database import DatabaseDep, Record
 from app.metrics import ITEMS_CREATED
+from app.routing import LeanRoute
 from app.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_OFFSET,
@@ -20,6 +21,7 @@ from app.schemas import (
 router = APIRouter(
     prefix="/items",
     tags=["items"],
+    route_class=LeanRoute,
     responses={
         422: {"model": ErrorResponse, "description": "Invalid input."},
         503: {"model": ErrorResponse, "description": "The database is unavailable."},
@@ -29,7 +31,7 @@ router = APIRouter(
 ItemId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
-# Routes return database rows as dicts and declare `response_model`: FastAPI validates them
+# Routes return database rows as dicts and declare `response_model`: LeanRoute validates them
 # once against it and serializes straight to JSON (no model built by hand and checked again).
 
 
