@@ -39,7 +39,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 # A dependency LeanRoute calls itself: the function, and the name of its Request parameter.
-Dependency = tuple[Callable[..., Awaitable[Any]], str | None]
+AsyncCall = Callable[..., Awaitable[Any]]
+Dependency = tuple[AsyncCall, str | None]
 
 
 def plain_dependency(dependant: Dependant) -> bool:
@@ -162,9 +163,9 @@ class LeanRoute(APIRoute):
 
     def dependency(self, dependant: Dependant) -> Dependency | None:
         """What to call for `dependant` (its override, if any), or None if FastAPI must solve it."""
-        call = cast(Callable[..., Awaitable[Any]], dependant.call)  # lean(): a coroutine function
+        call = cast(AsyncCall, dependant.call)  # lean(): a coroutine function
         overrides = getattr(self.dependency_overrides_provider, "dependency_overrides", {})
-        replacement: Callable[..., Awaitable[Any]] = overrides.get(call, call)
+        replacement: AsyncCall = overrides.get(call, call)
         if replacement is call:
             return replacement, dependant.request_param_name
         if replacement not in self.overrides:
