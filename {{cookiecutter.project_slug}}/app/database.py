@@ -2,10 +2,11 @@
 
 Statements are written with SQLAlchemy Core (app/repository.py) and compiled once, at import, by
 SQLAlchemy's asyncpg dialect. A request runs one of them with asyncpg (and its prepared-statement
-cache) on a connection of SQLAlchemy's pool, and errors are raised as SQLAlchemy's exceptions, as
-its asyncpg adapter translates them. What is skipped is the Engine/Connection execution layer
-(execution context, compiled-cache lookup, result objects) and the DBAPI cursor: for a
-one-statement unit of work they cost more CPU than the statement itself (bench/README.md).
+cache) on a connection of SQLAlchemy's pool, kept out of the pool between statements for a while,
+and errors are raised as SQLAlchemy's exceptions, as its asyncpg adapter translates them. What is
+skipped is the Engine/Connection execution layer (execution context, compiled-cache lookup,
+result objects) and the DBAPI cursor: for a one-statement unit of work they cost more CPU than
+the statement itself (bench/README.md).
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.compiler import SQLCompiler
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import greenlet_spawn
 
 from app.config import Settings
 
@@ -91,6 +92,7 @@ class Slots:
     """
 
     def __init__(self, capacity: int, wait: float) -> None:
+        self.capacity = capacity
         self.free = capacity
         self.wait = wait
         self.waiters: deque[tuple[float, asyncio.Future[None]]] = deque()
@@ -136,6 +138,10 @@ class Slots:
 class Database:
     """Runs precompiled statements on pooled connections, one statement per call."""
 
+    # How long a connection stays out of SQLAlchemy's pool between statements before it goes
+    # back, so the pool's recycling (pool_recycle) and invalidation still reach it.
+    HOLD_SECONDS = 60.0
+
     def __init__(self, engine: AsyncEngine, *, connections: int, wait: float) -> None:
         self.engine = engine
         self.dialect = engine.dialect
@@ -144,6 +150,12 @@ class Database:
         # take a connection that a woken waiter was about to get, which stretches the latency
         # tail under load, and its waits cost greenlet switches on every hand-over.
         self.slots = Slots(connections, wait)
+        # Connections taken from SQLAlchemy's pool and kept between statements, the most
+        # recently used last, with the loop time they were taken. Taking one from the pool for
+        # each statement costs a greenlet hop (the pool is synchronous), which under load cost
+        # more than the statement (bench/README.md); now only opening, returning and discarding
+        # connections hop. At most `connections` are out, as each slot holds at most one.
+        self.idle: list[tuple[PoolProxiedConnection, float]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Database":
@@ -153,15 +165,24 @@ class Database:
             wait=settings.db_pool_timeout,
         )
 
+    @property
+    def in_use(self) -> int:
+        """Connections running a statement now."""
+        return self.slots.capacity - self.slots.free
+
     async def fetch(self, query: Query, /, **values: object) -> list[Record]:
         """The rows `query` returns (none for a plain write), as dicts keyed by column."""
         arguments = query.arguments(values)
         await self.slots.acquire()
         try:
-            # One hop into SQLAlchemy's synchronous pool for the whole call.
-            return await greenlet_spawn(self._fetch, query, arguments)
+            connection, taken = await self._take()
+            try:
+                rows = await self._run(connection, query, arguments)
+            finally:
+                self._keep(connection, taken)
         finally:
             self.slots.release()
+        return [dict(row) for row in rows]
 
     async def fetch_one(self, query: Query, /, **values: object) -> Record | None:
         rows = await self.fetch(query, **values)
@@ -175,33 +196,53 @@ class Database:
             return False
         return True
 
-    def _fetch(self, query: Query, arguments: tuple[object, ...]) -> list[Record]:
+    async def close(self) -> None:
+        """Return the kept connections and close the pool."""
+        await greenlet_spawn(self._return_idle)
+        await self.engine.dispose()
+
+    async def _take(self) -> tuple[PoolProxiedConnection, float]:
+        now = asyncio.get_running_loop().time()
+        while self.idle:
+            connection, taken = self.idle.pop()
+            if now - taken < self.HOLD_SECONDS:
+                return connection, taken
+            await greenlet_spawn(connection.close)  # back to the pool, which may recycle it
+        return await greenlet_spawn(self._checkout), now
+
+    def _keep(self, connection: PoolProxiedConnection, taken: float) -> None:
+        if connection.is_valid:  # not invalidated by a lost connection or a cancellation
+            self.idle.append((connection, taken))
+
+    def _checkout(self) -> PoolProxiedConnection:
         try:
-            connection = self.engine.sync_engine.raw_connection()
+            return self.engine.sync_engine.raw_connection()
         except (OSError, TimeoutError, self.dialect.loaded_dbapi.Error) as exc:
             # Refused, timed out, or refused by a server still starting ("not yet accepting
             # connections"): all mean "try again soon", never a server error.
             raise DatabaseUnavailable(str(exc)) from exc
-        try:
-            return self._execute(connection, query, arguments)
-        finally:
-            connection.close()  # back to the pool
 
-    def _execute(
+    def _return_idle(self) -> None:
+        while self.idle:
+            connection, _ = self.idle.pop()
+            connection.close()
+
+    async def _run(
         self, connection: PoolProxiedConnection, query: Query, arguments: tuple[object, ...]
-    ) -> list[Record]:
+    ) -> list[Any]:
+        # asyncpg's own call (and its statement cache) on the pooled connection: SQLAlchemy's
+        # DBAPI cursor around it cost ~50 us more per INSERT in the served app (bench/).
+        driver = cast(Any, connection.driver_connection)
         try:
-            # asyncpg's own call (and its statement cache) on the pooled connection: SQLAlchemy's
-            # DBAPI cursor around it cost ~50 us more per INSERT in the served app (bench/).
-            driver = cast(Any, connection.driver_connection)
-            rows = await_only(driver.fetch(query.sql, *arguments))
+            rows: list[Any] = await driver.fetch(query.sql, *arguments)
         except Exception as error:
-            self._raise_translated(error, connection, query, arguments)
+            await greenlet_spawn(self._raise_translated, error, connection, query, arguments)
+            raise  # not reached: _raise_translated always raises
         except BaseException:
             # Cancelled mid-statement: the connection's state is unknown, so it is not reused.
-            connection.invalidate()
+            await greenlet_spawn(connection.invalidate)
             raise
-        return [dict(row) for row in rows]
+        return rows
 
     def _raise_translated(
         self,
@@ -220,6 +261,7 @@ class Database:
             lost = self.dialect.is_disconnect(dbapi_error, adapter, None)
             if lost:
                 self.engine.sync_engine.pool._invalidate(connection, dbapi_error)
+                self._return_idle()  # the pool replaces them when they are next taken
             raise DBAPIError.instance(
                 query.sql,
                 arguments,

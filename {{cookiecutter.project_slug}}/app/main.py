@@ -25,13 +25,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
         app.state.database = database
-        metrics.POOL.engine = database.engine
+        metrics.POOL.database = database
         # Everything allocated at startup lives as long as the process: move it out of the
         # cyclic collector's way, so collections under load only scan request garbage.
         gc.collect()
         gc.freeze()
         yield
-        await database.engine.dispose()
+        await database.close()
 
     app = FastAPI(
         title=TITLE,

@@ -2,18 +2,19 @@
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import starlette_exporter
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import QueuePool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette_exporter import handle_metrics
 
 from app.config import Settings
+from app.database import Database
 
 # Resolves p50/p95/p99 from a couple of milliseconds up to slow requests.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -30,19 +31,21 @@ class PoolCollector(Collector):
     """Reads the connection pool's state at scrape time, so the gauges are never stale."""
 
     def __init__(self) -> None:
-        self.engine: AsyncEngine | None = None
+        self.database: Database | None = None
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool = self.engine.pool if self.engine is not None else None
-        readings = {
-            "db_pool_size": ("Connections the pool keeps open.", "size"),
-            "db_pool_checked_out": ("Connections in use by requests.", "checkedout"),
-            "db_pool_overflow": ("Connections opened beyond the pool size.", "overflow"),
-        }
-        for name, (documentation, method) in readings.items():
-            # QueuePool counts overflow from -pool_size; below zero means "none in use".
-            value = max(getattr(pool, method)(), 0) if pool is not None else 0
-            yield GaugeMetricFamily(name, documentation, value=value)
+        size = in_use = overflow = 0
+        if self.database is not None:
+            pool = cast(QueuePool, self.database.engine.pool)
+            size, in_use = pool.size(), self.database.in_use
+            overflow = max(pool.overflow(), 0)  # QueuePool counts from -pool_size: <0 is none
+        yield GaugeMetricFamily("db_pool_size", "Connections the pool keeps open.", value=size)
+        yield GaugeMetricFamily(
+            "db_pool_checked_out", "Connections in use by requests.", value=in_use
+        )
+        yield GaugeMetricFamily(
+            "db_pool_overflow", "Connections opened beyond the pool size.", value=overflow
+        )
 
 
 POOL = PoolCollector()

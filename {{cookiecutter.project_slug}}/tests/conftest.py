@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.database import Database, Query, Record, create_engine, get_database
+from app.database import Database, create_engine, get_database
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
 
@@ -90,8 +90,11 @@ class RolledBackDatabase(Database):
         super().__init__(engine, connections=1, wait=5)
         self.connection = connection
 
-    def _fetch(self, query: Query, arguments: tuple[object, ...]) -> list[Record]:
-        return self._execute(self.connection, query, arguments)
+    async def _take(self) -> tuple[PoolProxiedConnection, float]:
+        return self.connection, 0.0
+
+    def _keep(self, connection: PoolProxiedConnection, taken: float) -> None:
+        pass  # the test's connection is the fixture's to return
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """The data layer on a real PostgreSQL: precompiled statements, SQLAlchemy's errors, lost
-connections leaving the pool."""
+connections leaving the pool, connections kept between statements."""
 
 import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -20,7 +20,7 @@ async def database(settings: Settings) -> AsyncIterator[Database]:
     """A Database on its own pool (autocommit, as in the app): for read-only checks."""
     database = Database.from_settings(settings)
     yield database
-    await database.engine.dispose()
+    await database.close()
 
 
 async def test_statements_return_what_sqlalchemy_core_returns(
@@ -86,7 +86,7 @@ async def test_callers_beyond_the_pool_queue_first_come_first_served(settings: S
         await asyncio.sleep(0.01)  # 0 holds the one connection; 1, 2, 3 queue in this order
     await asyncio.gather(*tasks)
     assert done == [0, 1, 2, 3]
-    await database.engine.dispose()
+    await database.close()
 
 
 async def test_a_caller_waits_at_most_the_pool_timeout(settings: Settings) -> None:
@@ -97,7 +97,7 @@ async def test_a_caller_waits_at_most_the_pool_timeout(settings: Settings) -> No
         await database.fetch(SELECT_ONE)
     await slow
     assert await database.fetch(SELECT_ONE) == [{"?column?": 1}]  # no slot was lost
-    await database.engine.dispose()
+    await database.close()
 
 
 async def test_a_cancelled_waiter_leaves_the_queue_without_a_slot(settings: Settings) -> None:
@@ -112,4 +112,45 @@ async def test_a_cancelled_waiter_leaves_the_queue_without_a_slot(settings: Sett
     assert (database.slots.free, len(database.slots.waiters)) == (1, 0)
     with pytest.raises(asyncio.CancelledError):
         await queued
-    await database.engine.dispose()
+    await database.close()
+
+
+def count_checkins(database: Database) -> list[int]:
+    checkins: list[int] = []
+    event.listen(database.engine.sync_engine.pool, "checkin", lambda *_: checkins.append(1))
+    return checkins
+
+
+async def test_a_connection_is_kept_between_statements(database: Database) -> None:
+    backend = Query.compile(text("SELECT pg_backend_pid() AS pid"))
+    checkins = count_checkins(database)
+
+    pids = {(await database.fetch_one(backend))["pid"] for _ in range(3)}  # type: ignore[index]
+
+    assert len(pids) == 1 and checkins == []
+    assert (len(database.idle), database.in_use) == (1, 0)
+    await database.close()
+    assert checkins == [1]  # returned to the pool on close
+
+
+async def test_a_kept_connection_goes_back_to_the_pool_after_the_hold(database: Database) -> None:
+    database.HOLD_SECONDS = 0  # every statement finds its kept connection too old
+    checkins = count_checkins(database)
+
+    for _ in range(3):
+        await database.fetch(SELECT_ONE)
+
+    assert len(checkins) == 2  # the pool saw each again, and could recycle or invalidate it
+
+
+async def test_a_statement_cancelled_midway_discards_its_connection(database: Database) -> None:
+    sleep = Query.compile(text("SELECT pg_sleep(5)"))
+    await database.fetch(SELECT_ONE)
+    (kept, _) = database.idle[0]
+
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.2):
+            await database.fetch(sleep)
+
+    assert not kept.is_valid and database.idle == [] and database.in_use == 0
+    assert await database.is_reachable()  # on a new connection
