@@ -14,6 +14,8 @@ from app.config import Settings
 from app.database import SELECT_ONE, Database, DatabaseUnavailable, Query, create_engine
 from app.schemas import ItemCreate
 
+BACKEND_PID = Query.compile(text("SELECT pg_backend_pid() AS pid"))
+
 
 @pytest.fixture
 async def database(settings: Settings) -> AsyncIterator[Database]:
@@ -58,17 +60,16 @@ def test_arguments_must_match_the_statements_parameters() -> None:
 async def test_a_lost_connection_leaves_the_pool(
     database: Database, connection: AsyncConnection
 ) -> None:
-    backend = Query.compile(text("SELECT pg_backend_pid() AS pid"))
-    pid = (await database.fetch_one(backend))["pid"]  # type: ignore[index]
+    pid = (await database.fetch_one(BACKEND_PID))["pid"]  # type: ignore[index]
     await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
     # The pool hands out the dead connection once; the error says it was invalidated...
     with pytest.raises(DBAPIError) as lost:
         for _ in range(database.engine.pool.size() + 1):
-            await database.fetch(backend)
+            await database.fetch(BACKEND_PID)
     assert lost.value.connection_invalidated
     # ...and the next statement runs on a fresh one.
-    assert (await database.fetch_one(backend))["pid"] != pid  # type: ignore[index]
+    assert (await database.fetch_one(BACKEND_PID))["pid"] != pid  # type: ignore[index]
 
 
 async def test_callers_beyond_the_pool_queue_first_come_first_served(settings: Settings) -> None:
@@ -122,10 +123,9 @@ def count_checkins(database: Database) -> list[int]:
 
 
 async def test_a_connection_is_kept_between_statements(database: Database) -> None:
-    backend = Query.compile(text("SELECT pg_backend_pid() AS pid"))
     checkins = count_checkins(database)
 
-    pids = {(await database.fetch_one(backend))["pid"] for _ in range(3)}  # type: ignore[index]
+    pids = {(await database.fetch_one(BACKEND_PID))["pid"] for _ in range(3)}  # type: ignore[index]
 
     assert len(pids) == 1 and checkins == []
     assert (len(database.idle), database.in_use) == (1, 0)

@@ -10,8 +10,8 @@ from fastapi import APIRouter, BackgroundTasks, FastAPI
 
 from app.database import Database, get_database
 from app.routing import LeanRoute, include
+from tests.test_items import ITEM
 
-ITEM = {"name": "Widget", "description": "A useful widget", "price": 9.99}
 JSON = {"content-type": "application/json"}
 RAW_ITEM = b'{"name": "x", "price": 1}'
 
