@@ -4,7 +4,7 @@ from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select
 
-from app.database import Database, Query, Record
+from app.database import Executor, Query, Record
 from app.models import Item
 from app.schemas import ItemCreate
 
@@ -26,14 +26,14 @@ SELECT_PAGE = Query.compile(
 )
 
 
-async def create_item(db: Database, data: ItemCreate) -> Record:
+async def create_item(db: Executor, data: ItemCreate) -> Record:
     rows = await db.fetch(INSERT_ITEM, **data.model_dump())
     return rows[0]
 
 
-async def get_item(db: Database, item_id: int) -> Record | None:
+async def get_item(db: Executor, item_id: int) -> Record | None:
     return await db.fetch_one(SELECT_ITEM, item_id=item_id)
 
 
-async def list_items(db: Database, *, limit: int, offset: int) -> list[Record]:
+async def list_items(db: Executor, *, limit: int, offset: int) -> list[Record]:
     return await db.fetch(SELECT_PAGE, limit=limit, offset=offset)
