@@ -5,12 +5,16 @@ Defaults live in Pulumi.yaml (rendered from the cookiecutter answers); a stack f
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
 import pulumi
 
 NAT_GATEWAY_MODES = ("single", "one_per_az", "none")
+
+# An ALB rule takes at most 5 condition values; Grafana's path condition uses 2.
+GRAFANA_CIDRS_MAX = 3
 
 # AWS caps ALB and target group names at 32 characters. Pulumi auto-naming appends "-" and
 # 7 hex characters (8 in all), and the longest suffix the program adds to the slug is "-graf"
@@ -68,6 +72,8 @@ class StackConfig:
     github_oidc_provider_arn: str
     state_bucket_name: str
     secrets_kms_key_arn: str
+    # Without a domain (plain HTTP), Grafana is reachable only from these; empty = not at all.
+    grafana_allowed_cidrs: tuple[str, ...] = ()
 
     @property
     def https(self) -> bool:
@@ -112,10 +118,30 @@ def validate(cfg: StackConfig) -> StackConfig:
             "owner/name",
         ),
     ]
+    rules += [
+        (
+            "grafanaAllowedCidrs",
+            cfg.grafana_allowed_cidrs,
+            len(cfg.grafana_allowed_cidrs) <= GRAFANA_CIDRS_MAX,
+            f"at most {GRAFANA_CIDRS_MAX} CIDRs (an ALB rule takes 5 condition values)",
+        ),
+        *(
+            ("grafanaAllowedCidrs", cidr, _is_cidr(cidr), "IPv4/IPv6 CIDRs such as 203.0.113.0/24")
+            for cidr in cfg.grafana_allowed_cidrs
+        ),
+    ]
     for key, value, ok, rule in rules:
         if not ok:
             raise ConfigError(f"config {key}={value!r} must be {rule}")
     return cfg
+
+
+def _is_cidr(value: object) -> bool:
+    try:
+        ipaddress.ip_network(str(value), strict=True)
+    except ValueError:
+        return False
+    return isinstance(value, str) and "/" in value
 
 
 def _int(config: pulumi.Config, key: str, default: int) -> int:
@@ -180,5 +206,6 @@ def load() -> StackConfig:
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",
             state_bucket_name=config.get("stateBucketName") or "",
             secrets_kms_key_arn=config.get("secretsKmsKeyArn") or "",
+            grafana_allowed_cidrs=tuple(config.get_object("grafanaAllowedCidrs") or ()),
         )
     )
