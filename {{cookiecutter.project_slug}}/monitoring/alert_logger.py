@@ -1,7 +1,8 @@
 """Local stand-in for a pager: prints each alert Alertmanager's webhook sends, one JSON line each.
 
 docker-compose runs it as `alert-logger` (see monitoring/prometheus/alertmanager.yml); the
-standard library only, so it runs in a stock Python image. `python alert_logger.py [PORT]`.
+standard library only, so it runs in a stock Python image:
+`python alert_logger.py [PORT [HOST]]`.
 """
 
 from __future__ import annotations
@@ -51,8 +52,10 @@ class AlertHandler(BaseHTTPRequestHandler):
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_PORT
-    # All interfaces: it runs in its own container, reached by name on the compose network.
-    server = ThreadingHTTPServer(("0.0.0.0", port), AlertHandler)
+    # All interfaces by default: it runs in its own container, reached by name on the compose
+    # network.
+    host = sys.argv[2] if len(sys.argv) > 2 else "0.0.0.0"
+    server = ThreadingHTTPServer((host, port), AlertHandler)
     print(f"alert-logger listening on :{port}", flush=True)
     server.serve_forever()
 
