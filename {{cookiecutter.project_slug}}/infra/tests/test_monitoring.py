@@ -63,7 +63,7 @@ def container_env(deployment, name):
 @pytest.mark.parametrize(
     ("overrides", "root_url"),
     [
-        ({}, "http://{alb}/grafana/"),
+        ({"domainName": ""}, "http://{alb}/grafana/"),
         ({"domainName": "api.example.com"}, "https://api.example.com/grafana/"),
     ],
     ids=["no-domain", "domain"],
