@@ -42,9 +42,10 @@ def stop_on_signals() -> None:
         signal.signal(stop_signal, interrupt)
 
 
-def group_alive(pgid: int) -> bool:
+def signal_group(pgid: int, signum: int) -> bool:
+    """Send `signum` to a process group (0: none, a probe); False when no process is left in it."""
     try:
-        os.killpg(pgid, 0)
+        os.killpg(pgid, signum)
     except ProcessLookupError:
         return False
     return True
@@ -52,15 +53,16 @@ def group_alive(pgid: int) -> bool:
 
 def stop_group(process: "subprocess.Popen[bytes]") -> None:
     """SIGTERM every process of `process`'s group, wait until all exit, SIGKILL stragglers."""
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    if group_alive(process.pid):
-        os.killpg(process.pid, signal.SIGTERM)
+    signal_group(process.pid, signal.SIGTERM)
+    started, killed = time.monotonic(), False
     # poll() reaps the leader: a zombie would still count as a member of the group.
-    while (process.poll() is None or group_alive(process.pid)) and time.monotonic() < deadline:
+    while process.poll() is None or signal_group(process.pid, 0):
+        waited = time.monotonic() - started
+        if waited > STOP_TIMEOUT_S and not killed:
+            killed = signal_group(process.pid, signal.SIGKILL)
+        elif waited > STOP_TIMEOUT_S + 5:
+            break  # only zombies left, which their new parent has not reaped: nothing to stop
         time.sleep(0.05)
-    if group_alive(process.pid):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def run(command: list[str], env: dict[str, str]) -> int:

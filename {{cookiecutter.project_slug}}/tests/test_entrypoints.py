@@ -19,6 +19,7 @@ import psutil
 import pytest
 from sqlalchemy.engine import URL
 
+from scripts import dev as dev_script
 from tests.conftest import PROJECT_ROOT
 
 BIN_DIR = Path(sys.executable).parent
@@ -200,3 +201,15 @@ def test_stopping_make_dev_stops_everything_it_started(
     finally:
         if dev.poll() is None:
             os.killpg(dev.pid, signal.SIGKILL)
+
+
+def test_a_process_group_that_ignores_sigterm_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(dev_script, "STOP_TIMEOUT_S", 0.5)
+    stubborn = "trap '' TERM; sleep 60 & echo started; wait"  # the sleep inherits the trap
+    process = subprocess.Popen(
+        ["sh", "-c", stubborn], stdout=subprocess.PIPE, start_new_session=True
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == b"started\n"
+    dev_script.stop_group(process)
+    assert not dev_script.signal_group(process.pid, 0), "a process of the group survived"
