@@ -91,7 +91,7 @@ def database_env() -> Iterator[dict[str, str]]:
         return
     with local_server(DATA_DIR, keep_data=True) as server:
         url = create_database(server, DATABASE_NAME).render_as_string(hide_password=False)
-        print(f"Local PostgreSQL in {DATA_DIR}, until this command exits:", flush=True)
+        print(f"Local PostgreSQL in {DATA_DIR} (the last command using it stops it):", flush=True)
         print(f"DATABASE_URL={url}", flush=True)
         yield {**env, "DATABASE_URL": url}
 

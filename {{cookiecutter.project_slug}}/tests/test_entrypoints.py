@@ -213,3 +213,10 @@ def test_a_process_group_that_ignores_sigterm_is_killed(monkeypatch: pytest.Monk
     assert process.stdout.readline() == b"started\n"
     dev_script.stop_group(process)
     assert not dev_script.signal_group(process.pid, 0), "a process of the group survived"
+
+
+def test_make_migration_without_a_message_says_how(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        dev_script.main(["migration", ""])
+    assert exit_info.value.code == 2
+    assert 'make migration m="add orders"' in capsys.readouterr().err
