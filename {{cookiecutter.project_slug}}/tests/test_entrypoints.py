@@ -1,6 +1,7 @@
 """Entry points and the daily loop, run for real: `uvicorn app.main:app` and `fastapi run` serve,
-importing app.main needs nothing, and `make migration` / `make dev` work on a fresh checkout with
-no Docker and no DATABASE_URL, and stop everything they started however they are stopped.
+importing app.main needs nothing, and `make migration` / `make migrate` / `make dev` work on a
+fresh checkout with no Docker and no DATABASE_URL, share one local server, and stop everything
+they started however they are stopped.
 """
 
 import os
@@ -190,6 +191,11 @@ def test_stopping_make_dev_stops_everything_it_started(
     try:
         wait_until_healthy(dev, port, log)
         assert "DATABASE_URL=postgresql://" in log.read_text(), "make dev prints its database"
+        # `make migrate` meanwhile joins the local server, and leaves it running for make dev.
+        migrate, migrate_env = make(checkout, "migrate")
+        joined = subprocess.run(migrate, env=migrate_env, capture_output=True, text=True)
+        assert joined.returncode == 0, joined.stdout + joined.stderr
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200
         started = psutil.Process(dev.pid).children(recursive=True)
         assert len(started) >= 3, started  # scripts.dev, uvicorn's reloader and its worker
         postmaster = psutil.Process(postmaster_pid(checkout))
