@@ -40,6 +40,10 @@ def local_server(data_dir: Path, *, keep_data: bool) -> Iterator[URL]:
             query={"host": str(info.socket_dir)},
         )
     finally:
+        # As root, the server runs as another user, who needs a way through every directory
+        # above its binaries; pytest makes /tmp/pytest-of-root private again at each session
+        # start (the template's tests install projects there), so grant that again to stop it.
+        server.ensure_pgdata_inited()
         server.cleanup()
 
 
