@@ -236,7 +236,5 @@ def state_statements(args: CiAccessArgs, *, write: bool) -> list[dict]:
         ]
     if args.secrets_kms_key_arn:
         keys = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"]
-        statements.append(
-            {"Effect": "Allow", "Action": keys, "Resource": args.secrets_kms_key_arn}
-        )
+        statements.append({"Effect": "Allow", "Action": keys, "Resource": args.secrets_kms_key_arn})
     return statements

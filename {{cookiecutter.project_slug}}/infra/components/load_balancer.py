@@ -176,7 +176,9 @@ class LoadBalancer(pulumi.ComponentResource):
                         },
                         {
                             "Effect": "Allow",
-                            "Principal": {"Service": "logdelivery.elasticloadbalancing.amazonaws.com"},
+                            "Principal": {
+                                "Service": "logdelivery.elasticloadbalancing.amazonaws.com"
+                            },
                             "Action": "s3:PutObject",
                             "Resource": pulumi.Output.concat(bucket.arn, "/AWSLogs/*"),
                         },

@@ -119,7 +119,9 @@ def test_every_resource_type_a_deploy_changes_is_in_the_table(recorder, variant:
 
 
 def test_every_action_in_the_table_exists():
-    unknown = {row.action for row in DEPLOY_API_CALLS if row.action and not is_known_action(row.action)}
+    unknown = {
+        row.action for row in DEPLOY_API_CALLS if row.action and not is_known_action(row.action)
+    }
     assert not unknown
 
 
@@ -151,7 +153,11 @@ def test_the_evaluator_honours_conditions_resources_and_deny():
                 "Resource": "arn:aws:ecs:*:*:task-definition/app-*",
                 "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
             },
-            {"Effect": "Deny", "Action": "ecs:TagResource", "Resource": "*:task-definition/app-x:*"},
+            {
+                "Effect": "Deny",
+                "Action": "ecs:TagResource",
+                "Resource": "*:task-definition/app-x:*",
+            },
         ]
     }
     arn = "arn:aws:ecs:us-east-1:1:task-definition/app-a:3"
