@@ -9,7 +9,8 @@ role lacks fails there, not in a team's first deploy.
 * `invoke:<token>`: each call of that data source; data sources run on every `pulumi up`, even
   with `--target`;
 * `workflow:<type>`: each resource of that type that deploy.yml's AWS CLI steps act on
-  (`workflow:migration` is the migration task definition alone);
+  (`workflow:migration` is the migration task definition alone; `workflow:service_names` each
+  service named by that stack output, as {service});
 * `backend:state` / `backend:kms`: the S3 state backend and KMS secrets provider, when the stack
   config names them (stateBucketName, secretsKmsKeyArn).
 
@@ -168,10 +169,10 @@ DEPLOY_API_CALLS: list[ApiCall] = [
         because="`aws ecs wait tasks-stopped` and the exit-code check describe the task",
     ),
     ApiCall(
-        f"workflow:{SERVICE}",
+        "workflow:service_names",
         "ecs:DescribeServices",
-        "{state.arn}",
-        because="`aws ecs wait services-stable` and the image check, for every service",
+        "arn:aws:ecs:{region}:{account}:service/{output.cluster_name}/{service}",
+        because="`aws ecs wait services-stable` and the image check, for each of service_names",
     ),
     ApiCall(
         f"workflow:{TASK_DEFINITION}",

@@ -77,6 +77,8 @@ def requests(recorder, deployment: Deployment) -> list[tuple[ApiCall, str, dict[
                 for call in deployment.calls
                 if call["token"] == what
             ]
+        elif what == "service_names":
+            instances = [{"service": name} for name in deployment.outputs["service_names"]]
         elif kind in ("update", "workflow"):
             if kind == "update":
                 pool = [r for r in touched if r.type == what]
@@ -166,3 +168,13 @@ def test_the_evaluator_honours_conditions_resources_and_deny():
     assert not allows(policy, "ecs:TagResource", arn, {})
     assert not allows(policy, "ecs:TagResource", arn.replace("app-a", "db-a"), create)
     assert not allows(policy, "ecs:TagResource", arn.replace("app-a", "app-x"), create)
+
+
+def test_the_deploy_waits_on_every_service_the_new_image_rolls(recorder, variant: Deployment):
+    """deploy.yml waits on `service_names`: the app and, with monitoring, its service too."""
+    rolled = {
+        r.state["name"]
+        for r in touched_by_a_deploy(recorder, variant)
+        if r.type == "aws:ecs/service:Service"
+    }
+    assert set(variant.outputs["service_names"]) == rolled

@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from deployment import Deployment
+from mocks import RUNNING_IMAGE_TAG
+from variants import NEXT_IMAGE_TAG
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 # `pulumi stack output <name>`, and `out .<name>` / `out '.<name> | ...'` over the whole-stack
@@ -41,9 +43,7 @@ def test_every_output_a_workflow_reads_is_exported(variant: Deployment):
 def test_an_unset_image_tag_keeps_the_running_image(recorder):
     """An administrator's `pulumi up` (no imageTag) re-registers nothing: the program reads the
     tag it exported on the last update back; a deploy's imageTag wins."""
-    from mocks import RUNNING_IMAGE_TAG
-
-    for overrides, tag in (({}, RUNNING_IMAGE_TAG), ({"imageTag": "0123abc"}, "0123abc")):
+    for overrides, tag in (({}, RUNNING_IMAGE_TAG), ({"imageTag": NEXT_IMAGE_TAG}, NEXT_IMAGE_TAG)):
         deployment = recorder.get(overrides)
         assert deployment.outputs["image_tag"] == tag
         for definition in deployment.of_type("aws:ecs/taskDefinition:TaskDefinition"):
