@@ -8,8 +8,7 @@ import fnmatch
 
 from deployment import Deployment, Resource
 from policy_helpers import LISTENER, LISTENER_RULE, LOAD_BALANCER, TASK_DEFINITION, containers
-
-DISPOSABLE_STACKS = {"dev"}
+from stack_config import DISPOSABLE_STACKS
 
 
 def on(variant: Deployment, key: str) -> bool:
