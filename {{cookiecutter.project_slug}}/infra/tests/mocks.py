@@ -17,8 +17,10 @@ HOSTED_ZONE_ID = "Z0123456789MOCKZONE"
 # resource but the SecretVersion that stores it, and in no stack output.
 RANDOM_PASSWORD = "MockRandomPassword0123456789abcd"
 AUTONAME_SUFFIX = "-0a1b2c3"
-# The tag the stack exported on its previous update (what its own StackReference reads back).
+# The tag the stack exported on its previous update (what its own StackReference reads back);
+# a stack named NEVER_DEPLOYED_STACK has no previous update, hence no outputs.
 RUNNING_IMAGE_TAG = "running0123"
+NEVER_DEPLOYED_STACK = "fresh"
 ELB_ACCOUNT_ARN = "arn:aws:iam::127311923021:root"  # us-east-1's ELB log-delivery account
 
 
@@ -108,7 +110,8 @@ class InfraMocks(pulumi.runtime.Mocks):
         self.inputs[(args.typ, args.name)] = args.inputs
         resource_id = f"{args.typ.split(':')[-1].lower()}-{args.name}"
         if args.typ == "pulumi:pulumi:StackReference":  # a read: `custom` is unset
-            outputs = {"image_tag": RUNNING_IMAGE_TAG}
+            fresh = str(args.inputs.get("name", "")).endswith(f"/{NEVER_DEPLOYED_STACK}")
+            outputs = {} if fresh else {"image_tag": RUNNING_IMAGE_TAG}
             return args.name, {**args.inputs, "outputs": outputs, "secretOutputNames": []}
         if not args.custom:
             return resource_id, {}

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 
 from deployment import Deployment
-from mocks import RUNNING_IMAGE_TAG
+from mocks import NEVER_DEPLOYED_STACK, RUNNING_IMAGE_TAG
+from stack_config import BOOTSTRAP_IMAGE_TAG
 from variants import NEXT_IMAGE_TAG
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -42,9 +43,15 @@ def test_every_output_a_workflow_reads_is_exported(variant: Deployment):
 
 def test_an_unset_image_tag_keeps_the_running_image(recorder):
     """An administrator's `pulumi up` (no imageTag) re-registers nothing: the program reads the
-    tag it exported on the last update back; a deploy's imageTag wins."""
-    for overrides, tag in (({}, RUNNING_IMAGE_TAG), ({"imageTag": NEXT_IMAGE_TAG}, NEXT_IMAGE_TAG)):
-        deployment = recorder.get(overrides)
+    tag it exported on the last update back; a deploy's imageTag wins; the first up of a stack
+    runs the bootstrap placeholder."""
+    cases = [
+        ("prod", {}, RUNNING_IMAGE_TAG),
+        ("prod", {"imageTag": NEXT_IMAGE_TAG}, NEXT_IMAGE_TAG),
+        (NEVER_DEPLOYED_STACK, {}, BOOTSTRAP_IMAGE_TAG),  # nothing pushed yet
+    ]
+    for stack, overrides, tag in cases:
+        deployment = recorder.get(overrides, stack)
         assert deployment.outputs["image_tag"] == tag
         for definition in deployment.of_type("aws:ecs/taskDefinition:TaskDefinition"):
             for container in definition.json("containerDefinitions"):

@@ -16,6 +16,7 @@ GITHUB_OIDC_PROVIDER_ARN = (
 VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
     ("defaults", "prod", {}),
     ("dev-stack", "dev", {}),
+    ("never-deployed", "fresh", {}),  # the first `pulumi up`: no previous outputs
     ("spot-off", "prod", {"useFargateSpot": False}),
     ("spot-on", "prod", {"useFargateSpot": True}),
     ("nat-none", "prod", {"natGateway": "none"}),
