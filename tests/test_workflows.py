@@ -141,6 +141,28 @@ def test_deploy_runs_after_ci_on_main_only(bake: Callable) -> None:
     assert "environment" in workflow["jobs"]["deploy"]
 
 
+@variants
+def test_each_aws_role_is_assumed_only_where_its_trust_admits(project: Path) -> None:
+    """The deploy role trusts only the GitHub environment, the push role only main (issue 13):
+    a job assuming either elsewhere would fail in GitHub, and a deploy outside the environment
+    would skip its reviewers."""
+    assumed: dict[str, list[str]] = {}
+    for path in checks.workflow_files(project):
+        for name, job in (checks.load(path).get("jobs") or {}).items():
+            for step in job.get("steps") or []:
+                role = (step.get("with") or {}).get("role-to-assume", "")
+                if "configure-aws-credentials" not in step.get("uses", ""):
+                    continue
+                assumed.setdefault(role, []).append(f"{path.name}:{name}")
+                if "AWS_DEPLOY_ROLE_ARN" in role:
+                    assert job.get("environment"), f"{path.name}:{name} has no environment"
+                elif "AWS_PUSH_ROLE_ARN" in role:
+                    assert "refs/heads/main" in job.get("if", ""), f"{path.name}:{name}"
+                    assert not job.get("environment"), f"{path.name}:{name}"
+    roles = " ".join(assumed)
+    assert "AWS_DEPLOY_ROLE_ARN" in roles and "AWS_PUSH_ROLE_ARN" in roles, assumed
+
+
 # --- the checks bite: each breaks one thing in a copy and must be reported --------------------
 
 
