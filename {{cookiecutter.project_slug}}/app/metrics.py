@@ -119,8 +119,15 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
 
 
 def route_template(scope: Scope) -> str | None:
-    """The path template of the route the router matched, None if none matched."""
-    path: str | None = getattr(scope.get("route"), "path", None)
+    """The path template of the route the router matched, None if none matched fully.
+
+    As starlette-exporter's own middleware: a method the route does not take (405) counts
+    as no match.
+    """
+    route = scope.get("route")
+    path: str | None = getattr(route, "path", None)
+    if path is not None and scope["method"] not in (getattr(route, "methods", None) or ()):
+        return None
     if path is None and "endpoint" in scope and "router" in scope:
         # FastAPI stores only its API routes in the scope: find a Starlette route (such as
         # /docs) again, as the stock middleware does for every request.
