@@ -50,10 +50,14 @@ async def test_requests_are_counted_by_route_template(client: httpx.AsyncClient)
 async def test_latency_histogram_has_fine_buckets(client: httpx.AsyncClient) -> None:
     await client.get("/health")
     metrics = await scrape(client)
-    for bucket in ("0.002", "0.005", "0.5", "5.0", "+Inf"):
-        assert (
-            sample(metrics, "http_request_duration_seconds_bucket", path="/health", le=bucket) >= 1
-        )
+    buckets = {
+        dict(re.findall(r'(\w+)="([^"]*)"', line))["le"]
+        for line in metrics.splitlines()
+        if line.startswith("http_request_duration_seconds_bucket{") and 'path="/health"' in line
+    }
+    assert buckets >= {"0.002", "0.005", "0.5", "5.0", "+Inf"}
+    # Cumulative: how fast the request was on a busy machine does not matter here.
+    assert sample(metrics, "http_request_duration_seconds_bucket", path="/health", le="+Inf") >= 1
 
 
 async def test_metrics_endpoint_is_not_in_its_own_stats(client: httpx.AsyncClient) -> None:
@@ -157,6 +161,7 @@ async def test_a_changed_internal_falls_back_to_the_stock_middleware(
 ) -> None:
     monkeypatch.setattr(metrics, "_checked", [])
     break_it(monkeypatch)
+    settings = settings.model_copy(update={"fast_paths": True})  # whatever FAST_PATHS says
     with logged("app.metrics") as warnings:
         assert middleware_of(create_app(settings)) is PrometheusMiddleware
         async with served(settings, db) as client:
