@@ -5,6 +5,7 @@ other releases over it and runs the project's own tests, printing for each wheth
 paths (app/routing.py, app/metrics.py) or their fallbacks served, and the suite's result:
 
     .venv/bin/python scripts/release_spread.py --fastapi 0.115.14 0.150.0 0.165.0
+    .venv/bin/python scripts/release_spread.py --release "starlette-exporter==0.23.0 uvicorn==0.32"
     .venv/bin/python scripts/release_spread.py --newest     # the newest release of everything
 
 `--newest` installs the newest release of every dependency, beyond the project's own upper
@@ -99,11 +100,14 @@ def scenario(project: Path, name: str, install: list[str]) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fastapi", nargs="*", default=[], help="FastAPI releases to try")
+    parser.add_argument(
+        "--release", nargs="*", default=[], help="requirement sets to try, each one scenario"
+    )
     parser.add_argument("--newest", action="store_true", help="newest release of everything")
     parser.add_argument("--keep", type=Path, help="render into this directory and keep it")
     args = parser.parse_args()
-    if not args.fastapi and not args.newest:
-        parser.error("name FastAPI releases (--fastapi X Y) and/or --newest")
+    if not (args.fastapi or args.release or args.newest):
+        parser.error("name FastAPI releases (--fastapi X Y), --release sets and/or --newest")
 
     with tempfile.TemporaryDirectory(prefix="release-spread-") as scratch:
         project = render(args.keep or Path(scratch))
@@ -111,6 +115,7 @@ def main() -> int:
         if locked.returncode != 0:
             sys.exit(f"uv sync failed in {project}:\n{locked.stderr}")
         scenarios = [(f"fastapi=={v}", [f"fastapi=={v}"]) for v in args.fastapi]
+        scenarios += [(requirements, requirements.split()) for requirements in args.release]
         if args.newest:
             newest = ["--upgrade", *direct_dependencies(project)]
             scenarios.append(("newest releases", newest))
