@@ -413,7 +413,8 @@ async def compare_probes() -> str | None:
     route.dependency_overrides_provider = app
     app.router.routes.append(route)
     if route.lean_app is None:
-        return f"LeanRoute cannot serve its probe route ({route.unprepared})"
+        why = route.unprepared or "LeanRoute.lean() refuses it"
+        return f"LeanRoute cannot serve its probe route: {why}"
     for path, query, headers, body in PROBES:
         answers = []
         for handler in (route.lean_app, route.fastapi_app):
