@@ -125,13 +125,13 @@ def middleware_of(app: FastAPI) -> type:
 async def test_fast_middleware_records_the_stock_middlewares_series(
     app: FastAPI, client: httpx.AsyncClient, stock_client: httpx.AsyncClient
 ) -> None:
-    assert middleware_of(app) is (
-        metrics.PrometheusMiddleware if metrics._checked == [None] else PrometheusMiddleware
-    )
+    fast_path = app.state.settings.fast_paths and metrics._checked == [None]
+    expected = metrics.PrometheusMiddleware if fast_path else PrometheusMiddleware
+    assert middleware_of(app) is expected
     fast = await recorded(client, client)
     stock = await recorded(stock_client, client)
     assert fast == stock
-    assert any("/items/{item_id}" in key for key in fast)
+    assert any(value > 0 for value in fast.values())
 
 
 @pytest.mark.parametrize(
