@@ -77,7 +77,7 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
     the label set bounded whatever URLs clients send.
     """
 
-    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
         super().__init__(app, **options)
         # Labelled series, looked up once: `.labels()` takes a lock and builds a key each time.
         self.series: dict[tuple[str, ...], tuple[Any, Any]] = {}
@@ -184,7 +184,8 @@ def fast_path_problem(options: dict[str, Any]) -> str | None:
 def exporter_problem(options: dict[str, Any]) -> str | None:
     """Does starlette-exporter still keep its metrics where PrometheusMiddleware reads them?"""
     try:
-        middleware = PrometheusMiddleware(PlainTextResponse(""), **options)
+        # As Starlette builds it: some releases pass `app` by name.
+        middleware = PrometheusMiddleware(app=PlainTextResponse(""), **options)
         if not isinstance(middleware.app_name, str):
             return "starlette-exporter's app_name is not a string"
         labels = {"method": "GET", "path": "/probe", "status_code": "200"}
