@@ -126,7 +126,8 @@ def route_template(scope: Scope) -> str | None:
     """
     route = scope.get("route")
     path: str | None = getattr(route, "path", None)
-    if path is not None and scope["method"] not in (getattr(route, "methods", None) or ()):
+    methods = getattr(route, "methods", None)  # None: every method
+    if path is not None and methods and scope["method"] not in methods:
         return None
     if path is None and "endpoint" in scope and "router" in scope:
         # FastAPI stores only its API routes in the scope: find a Starlette route (such as
