@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     max_request_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576
     # Browser origins allowed to call the API (CORS); empty means no cross-origin access.
     cors_origins: list[str] = []
+    # False serves everything through the libraries' public paths (no fast path over internals).
+    fast_paths: bool = True
 
     # Either a full URL, or the parts ECS injects (the password as a Secrets Manager secret).
     database_url: PostgresDsn | None = None

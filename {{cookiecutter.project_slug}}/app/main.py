@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    include(app, health.router, items.router)
+    include(app, health.router, items.router, fast_paths=settings.fast_paths)
     app.state.settings = settings
     register_error_handlers(app)
     metrics.instrument(app, settings)
