@@ -33,8 +33,6 @@ class Settings(BaseSettings):
     max_request_body_bytes: Annotated[int, Field(ge=1)] = 1_048_576
     # Browser origins allowed to call the API (CORS); empty means no cross-origin access.
     cors_origins: list[str] = []
-    # False serves everything through the libraries' public paths (no fast path over internals).
-    fast_paths: bool = True
 
     # Either a full URL, or the parts ECS injects (the password as a Secrets Manager secret).
     database_url: PostgresDsn | None = None
@@ -53,7 +51,7 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0)] = 3.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
 
-    # Fast paths over library internals (data layer, routing, metrics; README "Fast paths").
+    # Fast paths over library internals (data layer, routing, metrics: README "Fast paths").
     # false runs every one of them on its library's public path instead.
     fast_paths: bool = True
 
