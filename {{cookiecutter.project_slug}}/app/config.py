@@ -2,7 +2,8 @@
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Self
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, PostgresDsn, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,16 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0)] = 3.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
 
+    # How each new connection authenticates (app/db_credentials.py): "password" (the URL's, or
+    # DB_PASSWORD_FILE's, read again when refused) or "rds_iam" (a token per connection).
+    db_auth: Literal["password", "rds_iam"] = "password"
+    db_password_file: Path | None = None
+    # CA bundle to verify the server's certificate and host name with (TLS required when set).
+    db_ssl_root_cert: Path | None = None
+    # Migrations only: the login role the app connects as, which they create and grant the
+    # tables to (app/db_roles.py); unset, they grant nothing.
+    db_app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _use_asyncpg(cls, value: object) -> object:
@@ -65,7 +76,14 @@ class Settings(BaseSettings):
     def _require_database_and_real_secrets(self) -> Self:
         if self.database_url is None and self.postgres_host is None:
             raise ValueError("set DATABASE_URL, or POSTGRES_HOST with the other POSTGRES_* parts")
-        if self.environment in (Environment.STAGING, Environment.PRODUCTION):
+        if self.db_ssl_root_cert is not None and not self.db_ssl_root_cert.is_file():
+            raise ValueError(f"DB_SSL_ROOT_CERT={self.db_ssl_root_cert} is not a file")
+        if self.db_auth == "rds_iam" and self.db_ssl_root_cert is None:
+            raise ValueError(
+                "DB_AUTH=rds_iam needs DB_SSL_ROOT_CERT: RDS takes IAM tokens over TLS only"
+            )
+        uses_url_password = self.db_auth == "password" and self.db_password_file is None
+        if uses_url_password and self.environment in (Environment.STAGING, Environment.PRODUCTION):
             password = self.sqlalchemy_url.password or ""
             if password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(

@@ -25,6 +25,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from app.config import Settings
+from app.db_credentials import use_credentials
 
 Record = dict[str, Any]
 
@@ -62,7 +63,7 @@ SELECT_ONE = Query.compile(text("SELECT 1"))
 def create_engine(settings: Settings) -> AsyncEngine:
     # AUTOCOMMIT: every statement of the data layer stands alone, so a read is one round trip
     # (no BEGIN/ROLLBACK around it) and returning a connection to the pool costs nothing.
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         isolation_level="AUTOCOMMIT",
         pool_size=settings.db_pool_size,
@@ -80,6 +81,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    use_credentials(engine, settings)  # a password or token per new connection, and TLS
+    return engine
 
 
 class Slots:
