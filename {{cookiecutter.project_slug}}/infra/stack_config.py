@@ -21,6 +21,7 @@ LONGEST_NAME_SUFFIX = 5
 SLUG_MAX = AWS_LB_NAME_MAX - PULUMI_AUTONAME_SUFFIX - LONGEST_NAME_SUFFIX
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -56,6 +57,7 @@ class StackConfig:
     vpc_cidr: str
     db_name: str
     db_username: str
+    db_app_username: str
     db_instance_class: str
     db_allocated_storage_gb: int
     db_max_allocated_storage_gb: int
@@ -91,6 +93,12 @@ def validate(cfg: StackConfig) -> StackConfig:
         ("slug", cfg.slug, len(cfg.slug) <= SLUG_MAX, f"at most {SLUG_MAX} characters"),
         ("natGateway", cfg.nat_gateway, cfg.nat_gateway in NAT_GATEWAY_MODES, "a known mode"),
         ("minTasks", cfg.min_tasks, cfg.min_tasks >= 1, "at least 1"),
+        (
+            "dbAppUsername",
+            cfg.db_app_username,
+            bool(_ROLE.match(cfg.db_app_username)) and cfg.db_app_username != cfg.db_username,
+            "a lowercase PostgreSQL role name other than dbUsername (the master)",
+        ),
         ("maxTasks", cfg.max_tasks, cfg.max_tasks >= cfg.min_tasks, "at least minTasks"),
         (
             "domainName",
@@ -127,17 +135,20 @@ def _bool(config: pulumi.Config, key: str) -> bool:
     return bool(config.get_bool(key))
 
 
+def _auto(config: pulumi.Config, key: str, stack: str) -> bool:
+    """"auto" (the default), "true" or "false"; "auto" is on for every stack except "dev"."""
+    value = str(config.get(key) or "auto").lower()
+    if value not in ("auto", "true", "false"):
+        raise ConfigError(f"config {key}={value!r} must be auto|true|false")
+    return stack != "dev" if value == "auto" else value == "true"
+
+
 def load() -> StackConfig:
     """Read the stack config; Pulumi.yaml declares every key with its default."""
     config = pulumi.Config()
     slug = pulumi.get_project()
     stack = pulumi.get_stack()
     domain_name = config.get("domainName") or ""
-    deletion_protection = (config.get("deletionProtection") or "auto").lower()
-    if deletion_protection not in ("auto", "true", "false"):
-        raise ConfigError(
-            f"config deletionProtection={deletion_protection!r} must be auto|true|false"
-        )
     return validate(
         StackConfig(
             slug=slug,
@@ -164,17 +175,17 @@ def load() -> StackConfig:
             vpc_cidr=config.get("vpcCidr") or "10.0.0.0/16",
             db_name=config.get("dbName") or "app",
             db_username=config.get("dbUsername") or "app",
+            db_app_username=config.get("dbAppUsername") or "app_login",
             db_instance_class=config.get("dbInstanceClass") or "db.t4g.micro",
             db_allocated_storage_gb=_int(config, "dbAllocatedStorageGb", 20),
             db_max_allocated_storage_gb=_int(config, "dbMaxAllocatedStorageGb", 100),
-            db_multi_az=_bool(config, "dbMultiAz"),
+            # A standby in a second AZ: production outlives an AZ outage; dev need not.
+            db_multi_az=_auto(config, "dbMultiAz", stack),
             db_backup_retention_days=_int(config, "dbBackupRetentionDays", 7),
             postgres_image=config.get("postgresImage")
             or "public.ecr.aws/docker/library/postgres:16",
             # Only the dev stack may be destroyed in one command; every other stack keeps its data.
-            deletion_protection=(
-                stack != "dev" if deletion_protection == "auto" else deletion_protection == "true"
-            ),
+            deletion_protection=_auto(config, "deletionProtection", stack),
             github_repository=config.get("githubRepository") or f"example/{slug}",
             deploy_environment=config.get("deployEnvironment") or stack,
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from components.cluster import single_task_service
 from components.database import (
     POSTGRES_PORT,
+    DatabaseAccess,
     DatabaseArgs,
     password_value_from,
     postgres_security_group,
@@ -133,6 +134,17 @@ class Database(pulumi.ComponentResource):
         self.db_name = args.db_name
         self.username = args.username
         self.password_value_from = password_value_from(self.secret.arn)
+        # One user, its password injected at task start. Nothing rotates it (the secret's value
+        # is drawn once and PostgreSQL reads it only at initdb), so it cannot go stale under the
+        # app; who rotates it by hand restarts the app (infra/README.md, "Database credentials").
+        self.access = DatabaseAccess(
+            app_environment={"POSTGRES_USER": args.username},
+            app_secrets={"POSTGRES_PASSWORD": self.password_value_from},
+            migration_environment={},
+            migration_secrets={},
+            task_role_statements=[],
+            secret_arns=[self.secret.arn],
+        )
         self.register_outputs(
             {
                 "host": self.host,

@@ -16,6 +16,8 @@ HOSTED_ZONE_ID = "Z0123456789MOCKZONE"
 # resource but the SecretVersion that stores it, and in no stack output.
 RANDOM_PASSWORD = "MockRandomPassword0123456789abcd"
 AUTONAME_SUFFIX = "-0a1b2c3"
+RDS_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+RDS_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-mock-AbCdEf"
 
 
 def _service(type_token: str) -> str:
@@ -56,11 +58,12 @@ def _computed(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         }
     elif type_token == "aws:rds/instance:Instance":
         address = f"{physical}.abcdefghijkl.{REGION}.rds.amazonaws.com"
-        secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-mock-AbCdEf"
+        secret = RDS_SECRET_ARN
         state |= {
             "address": address,
             "endpoint": f"{address}:5432",
             "identifier": physical,
+            "resourceId": RDS_RESOURCE_ID,
             "masterUserSecrets": [
                 {
                     "secretArn": secret,

@@ -70,3 +70,15 @@ def test_only_the_app_group_reaches_postgres(default):
 
 def test_no_rds_instance(default):
     assert not default.of_type("aws:rds/instance:Instance")
+
+
+def test_app_and_migrations_log_in_with_the_one_secret_nothing_rotates(default):
+    app, migration = (
+        containers(default.one("aws:ecs/taskDefinition:TaskDefinition", suffix))[0]
+        for suffix in ("-app-task", "-app-migrate")
+    )
+    assert [s["name"] for s in app["secrets"]] == ["POSTGRES_PASSWORD"]
+    assert migration["secrets"] == app["secrets"]
+    assert migration["environment"] == app["environment"]
+    policies = default.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert not [p for p in policies if p.name.endswith("-app-task-policy")]
