@@ -136,7 +136,7 @@ def _bool(config: pulumi.Config, key: str) -> bool:
 
 
 def _auto(config: pulumi.Config, key: str, stack: str) -> bool:
-    """"auto" (the default), "true" or "false"; "auto" is on for every stack except "dev"."""
+    """A switch that is "auto" (on for every stack except "dev"), "true" or "false"."""
     value = str(config.get(key) or "auto").lower()
     if value not in ("auto", "true", "false"):
         raise ConfigError(f"config {key}={value!r} must be auto|true|false")

@@ -15,9 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import asyncpg
+import certifi
 import httpx
 import pytest
 from pydantic import ValidationError
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 
 from app.config import Settings
@@ -33,6 +35,8 @@ APP_ROLE = "app_login"
 # that starts after it). infra/README.md, "Database credentials", documents it.
 RECONNECT_WINDOW = 1.0
 WORKERS = 16
+# Any CA bundle will do for checking the wiring (RDS's is in the image only).
+CA_BUNDLE = Path(certifi.where())
 
 
 @pytest.fixture(scope="module")
@@ -266,12 +270,30 @@ def test_the_migration_user_is_refused_as_app_role(migrated: URL) -> None:
     assert "DB_APP_USER='postgres' is the migration user" in result.stderr
 
 
-def test_tls_is_verify_full_with_the_given_bundle(tmp_path: Path) -> None:
-    bundle = Path(ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt")
-    context = tls_context(bundle)
+def test_tls_is_verify_full_with_the_given_bundle() -> None:
+    context = tls_context(CA_BUNDLE)
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
     assert context.get_ca_certs()  # the bundle's CAs, loaded
+
+
+async def test_the_engine_connects_with_the_verifying_tls_context(settings: Settings) -> None:
+    database = Database.from_settings(settings.model_copy(update={"db_ssl_root_cert": CA_BUNDLE}))
+    seen: list[object] = []
+    # After the app's own listener, which sets the context and lets SQLAlchemy connect.
+    event.listen(
+        database.engine.sync_engine,
+        "do_connect",
+        lambda _dialect, _record, _cargs, cparams: seen.append(cparams.get("ssl")),
+    )
+    try:
+        # (The test server listens on a unix socket, where asyncpg uses no TLS.)
+        assert await database.is_reachable()
+    finally:
+        await database.close()
+    (context,) = seen
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
 def test_tls_settings_refuse_a_missing_bundle_and_iam_without_tls(tmp_path: Path) -> None:

@@ -107,9 +107,7 @@ class AppService(pulumi.ComponentResource):
             opts=child,
         )
         # Only what the database login needs (nothing, or rds-db:connect as the app's role).
-        self.task_role = task_role(
-            f"{name}-task", statements=args.task_role_statements, opts=child
-        )
+        self.task_role = task_role(f"{name}-task", statements=args.task_role_statements, opts=child)
 
         self.task_definition = self._task_definition(
             f"{name}-task", args, args.environment, args.secrets, None, "app", child
@@ -190,7 +188,7 @@ class AppService(pulumi.ComponentResource):
             "essential": True,
             "stopTimeout": STOP_TIMEOUT_SECONDS,
             "environment": environment(variables),
-            "secrets": [{"name": key, "valueFrom": value} for key, value in sorted(secrets.items())],
+            "secrets": [{"name": name, "valueFrom": arn} for name, arn in sorted(secrets.items())],
             "logConfiguration": log_configuration(args.log_group_name, log_prefix),
             # tini as PID 1 forwards SIGTERM to uvicorn and reaps zombies.
             "linuxParameters": {"initProcessEnabled": True},
