@@ -58,3 +58,13 @@ def test_only_the_chosen_database_is_rendered(
     components = bake(context) / "infra" / "components"
     assert (components / expected).exists()
     assert not (components / absent).exists()
+
+
+@pytest.mark.parametrize("database", ["rds", "ecs_efs"])
+def test_rds_credentials_come_only_with_rds(bake: Callable, database: str) -> None:
+    """The RDS CA bundle in the image, botocore for IAM tokens and their test: rds only."""
+    project = bake({"database": database})
+    rds = database == "rds"
+    assert ("global-bundle.pem" in (project / "Dockerfile").read_text()) is rds
+    assert ('"botocore' in (project / "pyproject.toml").read_text()) is rds
+    assert (project / "tests" / "test_rds_iam.py").exists() is rds
