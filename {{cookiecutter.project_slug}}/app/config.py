@@ -59,8 +59,10 @@ class Settings(BaseSettings):
     # CA bundle to verify the server's certificate and host name with (TLS required when set).
     db_ssl_root_cert: Path | None = None
     # Migrations only: the login role the app connects as, which they create and grant the
-    # tables to (app/db_roles.py); unset, they grant nothing.
+    # tables to (app/db_roles.py), and its password if it logs in with one; unset, they grant
+    # nothing.
     db_app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+    db_app_password: SecretStr | None = None
 
     @field_validator("database_url", mode="before")
     @classmethod

@@ -13,9 +13,10 @@ SEQUENCE_PRIVILEGES = "USAGE, SELECT"
 READ_ONLY_TABLES = ("alembic_version",)
 
 
-def grant_app_role(connection: Connection, role: str) -> None:
+def grant_app_role(connection: Connection, role: str, password: str | None = None) -> None:
     """Create login role `role` unless it exists and grant it the rows of the current schema,
-    now and for every table the migration user creates later."""
+    now and for every table the migration user creates later. With `password`, set it (each
+    run: a changed secret reaches the database at the next migration run)."""
     if role == connection.scalar(text("SELECT current_user")):
         raise ValueError(f"DB_APP_USER={role!r} is the migration user; name another role")
     quote = connection.dialect.identifier_preparer.quote_identifier
@@ -41,3 +42,16 @@ def grant_app_role(connection: Connection, role: str) -> None:
             statements.append(f"REVOKE INSERT, UPDATE, DELETE ON {quote(table)} FROM {name}")
     for statement in statements:
         connection.execute(text(statement))
+    if password is not None:
+        _set_password(connection, role, password)
+
+
+def _set_password(connection: Connection, role: str, password: str) -> None:
+    # Quoted by the server (format's %L), never pasted into SQL here; and kept out of the
+    # error, which would print the statement into the migration's log.
+    set_password = "SELECT format('ALTER ROLE %I PASSWORD %L', :role ::text, :password ::text)"
+    try:
+        statement = connection.scalar(text(set_password), {"role": role, "password": password})
+        connection.exec_driver_sql(str(statement))  # as is: no bind parameters parsed
+    except Exception:
+        raise RuntimeError(f"setting the password of role {role!r} failed") from None

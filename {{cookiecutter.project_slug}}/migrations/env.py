@@ -47,8 +47,12 @@ def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
-    if app_user := settings().db_app_user:
-        grant_app_role(connection, app_user)  # the role the app connects as: infra/README.md
+    current = settings()
+    if current.db_app_user:  # the role the app connects as: infra/README.md
+        password = current.db_app_password
+        grant_app_role(
+            connection, current.db_app_user, password.get_secret_value() if password else None
+        )
         connection.commit()
 
 

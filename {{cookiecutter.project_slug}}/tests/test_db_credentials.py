@@ -68,6 +68,7 @@ def migrated(password_server: URL) -> URL:
     url = create_database(password_server, "credentials")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DB_APP_USER", APP_ROLE)
+        patch.setenv("DB_APP_PASSWORD", "set-by-the-migrations")
         result = alembic(url, "upgrade", "head")
     assert result.returncode == 0, result.stderr
     return url
@@ -117,6 +118,18 @@ async def rotating(migrated: URL, tmp_path: Path) -> AsyncIterator[tuple[Path, U
     password_file = tmp_path / "db-password"
     password_file.write_text("first-password\n")
     yield password_file, migrated
+
+
+async def test_the_migrations_set_the_app_role_password(migrated: URL) -> None:
+    """(database=ecs_efs: the app's password comes from a secret the migrations apply.)"""
+    conn = await asyncpg.connect(
+        user=APP_ROLE,
+        password="set-by-the-migrations",
+        host=migrated.query["host"],
+        port=migrated.port,
+        database=migrated.database,
+    )
+    await conn.close()
 
 
 async def test_the_server_really_checks_the_password(rotating: tuple[Path, URL]) -> None:

@@ -72,13 +72,24 @@ def test_no_rds_instance(default):
     assert not default.of_type("aws:rds/instance:Instance")
 
 
-def test_app_and_migrations_log_in_with_the_one_secret_nothing_rotates(default):
+def test_the_app_logs_in_as_its_own_role_and_only_migrations_as_the_superuser(default):
     app, migration = (
         containers(default.one("aws:ecs/taskDefinition:TaskDefinition", suffix))[0]
         for suffix in ("-app-task", "-app-migrate")
     )
-    assert [s["name"] for s in app["secrets"]] == ["POSTGRES_PASSWORD"]
-    assert migration["secrets"] == app["secrets"]
-    assert migration["environment"] == app["environment"]
+    env = {e["name"]: e["value"] for e in app["environment"]}
+    migration_env = {e["name"]: e["value"] for e in migration["environment"]}
+    assert env["POSTGRES_USER"] == "app_login" != default.config["dbUsername"]
+    assert migration_env["POSTGRES_USER"] == default.config["dbUsername"]
+    assert migration_env["DB_APP_USER"] == "app_login"
+    db = db_service(default)
+    (db_container,) = containers(task_definition_of(default, db))
+    (superuser,) = [s["valueFrom"] for s in db_container["secrets"]]
+    (app_password,) = [s["valueFrom"] for s in app["secrets"] if s["name"] == "POSTGRES_PASSWORD"]
+    assert app_password != superuser
+    assert {s["name"]: s["valueFrom"] for s in migration["secrets"]} == {
+        "POSTGRES_PASSWORD": superuser,
+        "DB_APP_PASSWORD": app_password,  # the migrations set it on the app's role
+    }
     policies = default.of_type("aws:iam/rolePolicy:RolePolicy")
     assert not [p for p in policies if p.name.endswith("-app-task-policy")]
