@@ -49,9 +49,9 @@ def grant_app_role(connection: Connection, role: str, password: str | None = Non
 def _set_password(connection: Connection, role: str, password: str) -> None:
     # Quoted by the server (format's %L), never pasted into SQL here; and kept out of the
     # error, which would print the statement into the migration's log.
-    set_password = "SELECT format('ALTER ROLE %I PASSWORD %L', :role ::text, :password ::text)"
+    quoted = "SELECT format('ALTER ROLE %I PASSWORD %L', :role ::text, :password ::text)"
     try:
-        statement = connection.scalar(text(set_password), {"role": role, "password": password})
+        statement = connection.scalar(text(quoted), {"role": role, "password": password})
         connection.exec_driver_sql(str(statement))  # as is: no bind parameters parsed
     except Exception:
         raise RuntimeError(f"setting the password of role {role!r} failed") from None

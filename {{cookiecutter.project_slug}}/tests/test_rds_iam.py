@@ -14,8 +14,8 @@ HOST = "orders.abcdefghijkl.us-east-1.rds.amazonaws.com"
 @pytest.fixture(autouse=True)
 def task_role_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """What ECS gives a task (as environment credentials here: signing needs no AWS call)."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAIOSFODNN7EXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "TESTINGACCESSKEY")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing-secret-key")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
@@ -28,7 +28,7 @@ async def test_a_token_is_a_presigned_rds_connect_for_the_user() -> None:
     assert (url.hostname, url.port) == (HOST, 5432)
     assert query["Action"] == ["connect"]
     assert query["DBUser"] == ["app_login"]
-    assert query["X-Amz-Credential"][0].startswith("AKIAIOSFODNN7EXAMPLE/")
+    assert query["X-Amz-Credential"][0].startswith("TESTINGACCESSKEY/")
     assert "/us-east-1/rds-db/aws4_request" in query["X-Amz-Credential"][0]
     assert query["X-Amz-Expires"] == ["900"]
     assert len(query["X-Amz-Signature"][0]) == 64

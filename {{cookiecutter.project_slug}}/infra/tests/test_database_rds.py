@@ -103,9 +103,9 @@ def test_tls_is_forced_by_the_server_and_verified_with_the_bundle_in_the_image(d
     assert default.one(INSTANCE).get("parameterGroupName") == group.name + AUTONAME_SUFFIX
     # The image holds the bundle where the task definitions point DB_SSL_ROOT_CERT.
     dockerfile = (INFRA.parent / "Dockerfile").read_text()
-    (add,) = [line for line in dockerfile.splitlines() if "global-bundle.pem" in line]
-    assert add.startswith("ADD --chmod=444 https://truststore.pki.rds.amazonaws.com/global/")
-    assert add.split()[-1] == CA_BUNDLE_PATH
+    assert "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem" in dockerfile
+    (copy,) = [line for line in dockerfile.splitlines() if line.endswith(f" {CA_BUNDLE_PATH}")]
+    assert copy.startswith("COPY --from=builder --chmod=444 ")  # readable by the app's user
 
 
 def test_insights_logs_and_a_standby_in_production(recorder):
