@@ -41,7 +41,7 @@ def grant_app_role(connection: Connection, role: str, password: str | None = Non
         if connection.scalar(text("SELECT to_regclass(:t)"), {"t": table}) is not None:
             statements.append(f"REVOKE INSERT, UPDATE, DELETE ON {quote(table)} FROM {name}")
     for statement in statements:
-        connection.execute(text(statement))
+        connection.exec_driver_sql(statement)  # identifiers quoted above; no binds to parse
     if password is not None:
         _set_password(connection, role, password)
 
