@@ -113,11 +113,15 @@ class CountingProvider(PasswordFile):
 
 
 @pytest.fixture
-async def rotating(migrated: URL, tmp_path: Path) -> AsyncIterator[tuple[Path, URL]]:
+async def rotating(migrated: URL) -> AsyncIterator[tuple[Path, URL]]:
     await admin_execute(migrated, f"ALTER ROLE {APP_ROLE} PASSWORD 'first-password'")
-    password_file = tmp_path / "db-password"
-    password_file.write_text("first-password\n")
-    yield password_file, migrated
+    # Not pytest's tmp_path: creating it makes /tmp/pytest-of-<user> private again, and the
+    # template's own tests run this suite from a project there, whose PostgreSQL binaries the
+    # server's user (another one, under root) must still reach.
+    with tempfile.TemporaryDirectory(prefix="pytest-secret-") as directory:
+        password_file = Path(directory) / "db-password"
+        password_file.write_text("first-password\n")
+        yield password_file, migrated
 
 
 async def test_the_migrations_set_the_app_role_password(migrated: URL) -> None:
@@ -309,18 +313,19 @@ async def test_the_engine_connects_with_the_verifying_tls_context(settings: Sett
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
 
-def test_tls_settings_refuse_a_missing_bundle_and_iam_without_tls(tmp_path: Path) -> None:
+def test_tls_settings_refuse_a_missing_bundle_and_iam_without_tls() -> None:
+    missing = Path(certifi.where()).with_name("no-such-bundle.pem")
     with pytest.raises(ValidationError, match=r"DB_SSL_ROOT_CERT=.*is not a file"):
-        Settings(_env_file=None, postgres_host="db", db_ssl_root_cert=tmp_path / "none.pem")
+        Settings(_env_file=None, postgres_host="db", db_ssl_root_cert=missing)
     with pytest.raises(ValidationError, match="DB_AUTH=rds_iam needs DB_SSL_ROOT_CERT"):
         Settings(_env_file=None, postgres_host="db", db_auth="rds_iam")
 
 
-def test_a_password_file_spares_the_placeholder_check(tmp_path: Path) -> None:
+def test_a_password_file_spares_the_placeholder_check() -> None:
     settings = Settings(
         _env_file=None,
         postgres_host="db",
         environment="production",
-        db_password_file=tmp_path / "pw",
+        db_password_file=Path("/run/secrets/db-password"),
     )
     assert isinstance(password_provider(settings), PasswordFile)
