@@ -17,7 +17,11 @@ from pathlib import Path
 PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
     "database": {
         "rds": ("infra/components/database_efs.py", "infra/tests/test_database_efs.py"),
-        "ecs_efs": ("infra/components/database_rds.py", "infra/tests/test_database_rds.py"),
+        "ecs_efs": (
+            "infra/components/database_rds.py",
+            "infra/tests/test_database_rds.py",
+            "tests/test_rds_iam.py",
+        ),
     },
     "monitoring": {
         "none": (

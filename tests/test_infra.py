@@ -146,3 +146,13 @@ def test_infra_readme_names_only_make_targets_that_exist(bake: Callable) -> None
     assert named <= targets, f"infra/README.md names missing make targets: {named - targets}"
     recipe = (project / "Makefile").read_text().split("\ninfra-install:")[1].split("\n\n")[0]
     assert "--group infra" in recipe, "make infra-install must install the infra group"
+
+
+@pytest.mark.parametrize("database", ["rds", "ecs_efs"])
+def test_rds_credentials_come_only_with_rds(bake: Callable, database: str) -> None:
+    """The RDS CA bundle in the image, botocore for IAM tokens and their test: rds only."""
+    project = bake({"database": database})
+    rds = database == "rds"
+    assert ("global-bundle.pem" in (project / "Dockerfile").read_text()) is rds
+    assert ('"botocore>=' in (project / "pyproject.toml").read_text()) is rds
+    assert (project / "tests" / "test_rds_iam.py").exists() is rds

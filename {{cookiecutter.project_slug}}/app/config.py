@@ -2,7 +2,8 @@
 
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Self
+from pathlib import Path
+from typing import Annotated, Literal, Self
 
 from pydantic import Field, PostgresDsn, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,6 +56,18 @@ class Settings(BaseSettings):
     # false runs every one of them on its library's public path instead.
     fast_paths: bool = True
 
+    # How each new connection authenticates (app/db_credentials.py): "password" (the URL's, or
+    # DB_PASSWORD_FILE's, read again when refused) or "rds_iam" (a token per connection).
+    db_auth: Literal["password", "rds_iam"] = "password"
+    db_password_file: Path | None = None
+    # CA bundle to verify the server's certificate and host name with (TLS required when set).
+    db_ssl_root_cert: Path | None = None
+    # Migrations only: the login role the app connects as, which they create and grant the
+    # tables to (app/db_roles.py), and its password if it logs in with one; unset, they grant
+    # nothing.
+    db_app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
+    db_app_password: SecretStr | None = None
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _use_asyncpg(cls, value: object) -> object:
@@ -69,9 +82,15 @@ class Settings(BaseSettings):
     def _refuse_placeholder_secrets(self) -> Self:
         # No database is fine here: importing app.main builds the app without one. It is
         # required where it is used (sqlalchemy_url: the lifespan, Alembic).
-        if self.environment in (Environment.STAGING, Environment.PRODUCTION) and (
-            self.database_configured
-        ):
+        if self.db_ssl_root_cert is not None and not self.db_ssl_root_cert.is_file():
+            raise ValueError(f"DB_SSL_ROOT_CERT={self.db_ssl_root_cert} is not a file")
+        if self.db_auth == "rds_iam" and self.db_ssl_root_cert is None:
+            raise ValueError(
+                "DB_AUTH=rds_iam needs DB_SSL_ROOT_CERT: RDS takes IAM tokens over TLS only"
+            )
+        uses_url_password = self.db_auth == "password" and self.db_password_file is None
+        production = self.environment in (Environment.STAGING, Environment.PRODUCTION)
+        if uses_url_password and production and self.database_configured:
             password = self.sqlalchemy_url.password or ""
             if password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(

@@ -36,6 +36,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from app.config import Settings
+from app.db_credentials import use_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def broken_connection(error: BaseException) -> bool:
 def create_engine(settings: Settings) -> AsyncEngine:
     # AUTOCOMMIT: a statement of the data layer stands alone, so a read is one round trip (no
     # BEGIN/ROLLBACK around it); units of work say BEGIN themselves (Database.transaction).
-    return create_async_engine(
+    engine = create_async_engine(
         settings.sqlalchemy_url,
         isolation_level="AUTOCOMMIT",
         pool_size=settings.db_pool_size,
@@ -129,6 +130,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             },
         },
     )
+    use_credentials(engine, settings)  # a password or token per new connection, and TLS
+    return engine
 
 
 def fast_path_missing() -> str | None:

@@ -30,6 +30,7 @@ BOOTSTRAP_IMAGE_TAG = "bootstrap"
 DISPOSABLE_STACKS = ("dev",)
 
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -65,6 +66,7 @@ class StackConfig:
     vpc_cidr: str
     db_name: str
     db_username: str
+    db_app_username: str
     db_instance_class: str
     db_allocated_storage_gb: int
     db_max_allocated_storage_gb: int
@@ -106,6 +108,12 @@ def validate(cfg: StackConfig) -> StackConfig:
         ("slug", cfg.slug, len(cfg.slug) <= SLUG_MAX, f"at most {SLUG_MAX} characters"),
         ("natGateway", cfg.nat_gateway, cfg.nat_gateway in NAT_GATEWAY_MODES, "a known mode"),
         ("minTasks", cfg.min_tasks, cfg.min_tasks >= 1, "at least 1"),
+        (
+            "dbAppUsername",
+            cfg.db_app_username,
+            bool(_ROLE.match(cfg.db_app_username)) and cfg.db_app_username != cfg.db_username,
+            "a lowercase PostgreSQL role name other than dbUsername (the master)",
+        ),
         ("maxTasks", cfg.max_tasks, cfg.max_tasks >= cfg.min_tasks, "at least minTasks"),
         (
             "domainName",
@@ -230,10 +238,12 @@ def load() -> StackConfig:
             vpc_cidr=config.get("vpcCidr") or "10.0.0.0/16",
             db_name=config.get("dbName") or "app",
             db_username=config.get("dbUsername") or "app",
+            db_app_username=config.get("dbAppUsername") or "app_login",
             db_instance_class=config.get("dbInstanceClass") or "db.t4g.micro",
             db_allocated_storage_gb=_int(config, "dbAllocatedStorageGb", 20),
             db_max_allocated_storage_gb=_int(config, "dbMaxAllocatedStorageGb", 100),
-            db_multi_az=_bool(config, "dbMultiAz"),
+            # A standby in a second AZ: production outlives an AZ outage; dev need not.
+            db_multi_az=_auto(config, "dbMultiAz", stack),
             db_backup_retention_days=_int(config, "dbBackupRetentionDays", 7),
             postgres_image=config.get("postgresImage")
             or "public.ecr.aws/docker/library/postgres:16",

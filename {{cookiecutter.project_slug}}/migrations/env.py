@@ -8,6 +8,8 @@ from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
+from app.db_credentials import use_credentials
+from app.db_roles import grant_app_role
 from app.models import Base
 
 config = context.config
@@ -45,10 +47,22 @@ def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
         context.run_migrations()
+    current = settings()
+    if current.db_app_user:  # the role the app connects as: infra/README.md
+        password = current.db_app_password
+        grant_app_role(
+            connection, current.db_app_user, password.get_secret_value() if password else None
+        )
+        connection.commit()
+
+
+def settings() -> Settings:
+    return Settings(database_url=database_url())
 
 
 async def run_migrations_online() -> None:
     engine = create_async_engine(database_url(), poolclass=pool.NullPool)
+    use_credentials(engine, settings())  # TLS and the password source, as the app has them
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()

@@ -27,8 +27,9 @@ class DatabaseArgs:
     private_subnet_ids: Sequence[pulumi.Input[str]]
     client_security_group_id: pulumi.Input[str]  # the app (and its migration task)
     db_name: str
-    username: str
+    username: str  # the master user: only the migration task logs in as it (rds)
     deletion_protection: bool
+    app_username: str = "app_login"  # the role the app logs in as (rds: IAM tokens)
     # RDS only
     instance_class: str = "db.t4g.micro"
     allocated_storage_gb: int = 20
@@ -44,6 +45,23 @@ class DatabaseArgs:
     task_subnet_ids: Sequence[pulumi.Input[str]] = ()
     assign_public_ip: bool = False
     image: str = "public.ecr.aws/docker/library/postgres:16"
+
+
+@dataclass
+class DatabaseAccess:
+    """How the app and the migration task log in: what each implementation hands the service.
+
+    `app_environment`/`app_secrets` go into the app's task definition; the migration task gets
+    them with `migration_environment`/`migration_secrets` on top; `task_role_statements` are
+    what the app's task role needs; `secret_arns` what the execution role injects.
+    """
+
+    app_environment: dict[str, pulumi.Input[str]]
+    app_secrets: dict[str, pulumi.Input[str]]
+    migration_environment: dict[str, pulumi.Input[str]]
+    migration_secrets: dict[str, pulumi.Input[str]]
+    task_role_statements: list[dict]
+    secret_arns: list[pulumi.Input[str]]
 
 
 def password_value_from(secret_arn: pulumi.Input[str]) -> pulumi.Output[str]:

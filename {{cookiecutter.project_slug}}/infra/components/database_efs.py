@@ -12,6 +12,7 @@ import pulumi_aws as aws
 from components.cluster import single_task_service
 from components.database import (
     POSTGRES_PORT,
+    DatabaseAccess,
     DatabaseArgs,
     password_value_from,
     postgres_security_group,
@@ -49,6 +50,13 @@ class Database(pulumi.ComponentResource):
             f"{name}-password",
             description="PostgreSQL credentials (ecs_efs)",
             username=args.username,
+            parent=self,
+        )
+        # The app's own role: the migration task creates it and sets this password.
+        self.app_secret = generated_credentials(
+            f"{name}-app-password",
+            description="PostgreSQL credentials of the app's role (ecs_efs)",
+            username=args.app_username,
             parent=self,
         )
         self.volume = EfsVolume(
@@ -133,10 +141,29 @@ class Database(pulumi.ComponentResource):
         self.db_name = args.db_name
         self.username = args.username
         self.password_value_from = password_value_from(self.secret.arn)
+        # The app logs in as its own role, the migrations as the superuser, each with a password
+        # injected at task start. Nothing rotates them (drawn once; the superuser's is read by
+        # PostgreSQL only at initdb), so they cannot go stale under the app; who changes one by
+        # hand restarts the app (infra/README.md, "Database credentials").
+        self.access = DatabaseAccess(
+            app_environment={"POSTGRES_USER": args.app_username},
+            app_secrets={"POSTGRES_PASSWORD": password_value_from(self.app_secret.arn)},
+            migration_environment={
+                "POSTGRES_USER": args.username,
+                "DB_APP_USER": args.app_username,
+            },
+            migration_secrets={
+                "POSTGRES_PASSWORD": self.password_value_from,
+                "DB_APP_PASSWORD": password_value_from(self.app_secret.arn),
+            },
+            task_role_statements=[],
+            secret_arns=[self.secret.arn, self.app_secret.arn],
+        )
         self.register_outputs(
             {
                 "host": self.host,
                 "service_name": self.service.name,
                 "password_secret_arn": self.password_secret_arn,
+                "app_password_secret_arn": self.app_secret.arn,
             }
         )

@@ -1,4 +1,9 @@
-"""Database option `rds`: RDS PostgreSQL 16, private; Secrets Manager holds the password."""
+"""Database option `rds`: RDS PostgreSQL 16, private, TLS only; the app logs in with IAM tokens.
+
+RDS rotates the master password (Secrets Manager) every 7 days; only the migration task, which
+reads it afresh at each run, logs in with it. The app logs in as its own role with an IAM token
+per connection (app/db_credentials.py): nothing it holds can go stale.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import pulumi_aws as aws
 
 from components.database import (
     POSTGRES_PORT,
+    DatabaseAccess,
     DatabaseArgs,
     password_value_from,
     postgres_security_group,
@@ -14,6 +20,11 @@ from components.database import (
 from components.naming import type_token
 
 ENGINE_VERSION = "16"
+PARAMETER_GROUP_FAMILY = "postgres16"
+# Where the Dockerfile puts the RDS CA bundle that verifies the server (DB_SSL_ROOT_CERT).
+CA_BUNDLE_PATH = "/app/certs/rds-global-bundle.pem"
+LOG_EXPORTS = ["postgresql", "upgrade"]
+PERFORMANCE_INSIGHTS_DAYS = 7  # the free retention
 CPU_ALARM_PERCENT = 80
 FREE_STORAGE_ALARM_BYTES = 2 * 1024**3
 
@@ -27,6 +38,14 @@ class Database(pulumi.ComponentResource):
         self.security_group = postgres_security_group(name, args, "PostgreSQL (RDS)", child)
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets", subnet_ids=list(args.private_subnet_ids), opts=child
+        )
+        parameters = aws.rds.ParameterGroup(
+            f"{name}-params",
+            family=PARAMETER_GROUP_FAMILY,
+            description="TLS required",
+            # The server refuses unencrypted connections, whatever a client asks for.
+            parameters=[{"name": "rds.force_ssl", "value": "1", "apply_method": "immediate"}],
+            opts=child,
         )
         self.instance = aws.rds.Instance(
             f"{name}-postgres",
@@ -42,6 +61,12 @@ class Database(pulumi.ComponentResource):
             # RDS creates and rotates the password in Secrets Manager; Pulumi never sees it.
             manage_master_user_password=True,
             db_subnet_group_name=subnet_group.name,
+            parameter_group_name=parameters.name,
+            # The app logs in as its own role with a token per connection (rds-db:connect).
+            iam_database_authentication_enabled=True,
+            performance_insights_enabled=True,
+            performance_insights_retention_period=PERFORMANCE_INSIGHTS_DAYS,
+            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
             vpc_security_group_ids=[self.security_group.id],
             publicly_accessible=False,
             multi_az=args.multi_az,
@@ -65,6 +90,7 @@ class Database(pulumi.ComponentResource):
         self.db_name = args.db_name
         self.username = args.username
         self.password_value_from = password_value_from(self.password_secret_arn)
+        self.access = self._access(args)
         if args.alarm_topic_arn is not None:
             self._alarms(name, args.alarm_topic_arn, child)
         self.register_outputs(
@@ -73,6 +99,38 @@ class Database(pulumi.ComponentResource):
                 "security_group_id": self.security_group.id,
                 "password_secret_arn": self.password_secret_arn,
             }
+        )
+
+    def _access(self, args: DatabaseArgs) -> DatabaseAccess:
+        """The app: its own role, an IAM token per connection, TLS verified against the RDS CA.
+        The migrations: the master user, its password read from the managed secret at each
+        run, and they create and grant the app's role (app/db_roles.py)."""
+        account = aws.get_caller_identity_output().account_id
+        region = aws.get_region_output().region
+        db_user_arn = pulumi.Output.format(
+            "arn:aws:rds-db:{0}:{1}:dbuser:{2}/{3}",
+            region,
+            account,
+            self.instance.resource_id,
+            args.app_username,
+        )
+        return DatabaseAccess(
+            app_environment={
+                "POSTGRES_USER": args.app_username,
+                "DB_AUTH": "rds_iam",
+                "DB_SSL_ROOT_CERT": CA_BUNDLE_PATH,
+            },
+            app_secrets={},
+            migration_environment={
+                "POSTGRES_USER": args.username,
+                "DB_AUTH": "password",
+                "DB_APP_USER": args.app_username,
+            },
+            migration_secrets={"POSTGRES_PASSWORD": self.password_value_from},
+            task_role_statements=[
+                {"Effect": "Allow", "Action": ["rds-db:connect"], "Resource": [db_user_arn]}
+            ],
+            secret_arns=[self.password_secret_arn],
         )
 
     def _alarms(self, name: str, topic_arn: pulumi.Input[str], child: pulumi.ResourceOptions):

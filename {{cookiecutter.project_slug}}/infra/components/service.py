@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_aws as aws
@@ -55,6 +55,11 @@ class AppServiceArgs:
     # ECS secrets: env var name -> Secrets Manager valueFrom (e.g. POSTGRES_PASSWORD).
     secrets: dict[str, pulumi.Input[str]]
     secret_arns: Sequence[pulumi.Input[str]]
+    # The migration task's settings and secrets on top of the app's (its database login).
+    migration_environment: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    migration_secrets: dict[str, pulumi.Input[str]] = field(default_factory=dict)
+    # What the app's code may do in AWS (e.g. rds-db:connect as its database role).
+    task_role_statements: Sequence[dict] = ()
     cpu: int = 512
     memory: int = 1024
     use_fargate_spot: bool = False
@@ -105,14 +110,22 @@ class AppService(pulumi.ComponentResource):
             secret_arns=args.secret_arns,
             opts=child,
         )
-        # The app calls no AWS API; its role grants nothing.
-        self.task_role = task_role(f"{name}-task", opts=child)
+        # Only what the database login needs (nothing, or rds-db:connect as the app's role).
+        self.task_role = task_role(f"{name}-task", statements=args.task_role_statements, opts=child)
 
-        self.task_definition = self._task_definition(f"{name}-task", args, None, "app", child)
-        # Same image, settings and secrets as the app; the deploy workflow runs it with
-        # `aws ecs run-task` before updating the service.
+        self.task_definition = self._task_definition(
+            f"{name}-task", args, args.environment, args.secrets, None, "app", child
+        )
+        # Same image and settings as the app, logged in as the migration user; the deploy
+        # workflow runs it with `aws ecs run-task` before updating the service.
         self.migration_task_definition = self._task_definition(
-            f"{name}-migrate", args, MIGRATION_COMMAND, "migrate", child
+            f"{name}-migrate",
+            args,
+            {**args.environment, **args.migration_environment},
+            {**args.secrets, **args.migration_secrets},
+            MIGRATION_COMMAND,
+            "migrate",
+            child,
         )
 
         registry = discovery_service(
@@ -167,6 +180,8 @@ class AppService(pulumi.ComponentResource):
         self,
         name: str,
         args: AppServiceArgs,
+        variables: dict[str, pulumi.Input[str]],
+        secrets: dict[str, pulumi.Input[str]],
         command: list[str] | None,
         log_prefix: str,
         child: pulumi.ResourceOptions,
@@ -176,10 +191,8 @@ class AppService(pulumi.ComponentResource):
             "image": args.image,
             "essential": True,
             "stopTimeout": STOP_TIMEOUT_SECONDS,
-            "environment": environment(args.environment),
-            "secrets": [
-                {"name": key, "valueFrom": value} for key, value in sorted(args.secrets.items())
-            ],
+            "environment": environment(variables),
+            "secrets": [{"name": name, "valueFrom": arn} for name, arn in sorted(secrets.items())],
             "logConfiguration": log_configuration(args.log_group_name, log_prefix),
             # tini as PID 1 forwards SIGTERM to uvicorn and reaps zombies.
             "linuxParameters": {"initProcessEnabled": True},

@@ -22,6 +22,8 @@ AUTONAME_SUFFIX = "-0a1b2c3"
 RUNNING_IMAGE_TAG = "running0123"
 NEVER_DEPLOYED_STACK = "fresh"
 ELB_ACCOUNT_ARN = "arn:aws:iam::127311923021:root"  # us-east-1's ELB log-delivery account
+RDS_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
+RDS_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-mock-AbCdEf"
 
 
 def _service(type_token: str) -> str:
@@ -65,11 +67,12 @@ def _computed(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         }
     elif type_token == "aws:rds/instance:Instance":
         address = f"{physical}.abcdefghijkl.{REGION}.rds.amazonaws.com"
-        secret = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-mock-AbCdEf"
+        secret = RDS_SECRET_ARN
         state |= {
             "address": address,
             "endpoint": f"{address}:5432",
             "identifier": physical,
+            "resourceId": RDS_RESOURCE_ID,
             "masterUserSecrets": [
                 {
                     "secretArn": secret,

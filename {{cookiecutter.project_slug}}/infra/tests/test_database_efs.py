@@ -70,3 +70,26 @@ def test_only_the_app_group_reaches_postgres(default):
 
 def test_no_rds_instance(default):
     assert not default.of_type("aws:rds/instance:Instance")
+
+
+def test_the_app_logs_in_as_its_own_role_and_only_migrations_as_the_superuser(default):
+    app, migration = (
+        containers(default.one("aws:ecs/taskDefinition:TaskDefinition", suffix))[0]
+        for suffix in ("-app-task", "-app-migrate")
+    )
+    env = {e["name"]: e["value"] for e in app["environment"]}
+    migration_env = {e["name"]: e["value"] for e in migration["environment"]}
+    assert env["POSTGRES_USER"] == "app_login" != default.config["dbUsername"]
+    assert migration_env["POSTGRES_USER"] == default.config["dbUsername"]
+    assert migration_env["DB_APP_USER"] == "app_login"
+    db = db_service(default)
+    (db_container,) = containers(task_definition_of(default, db))
+    (superuser,) = [s["valueFrom"] for s in db_container["secrets"]]
+    (app_password,) = [s["valueFrom"] for s in app["secrets"] if s["name"] == "POSTGRES_PASSWORD"]
+    assert app_password != superuser
+    assert {s["name"]: s["valueFrom"] for s in migration["secrets"]} == {
+        "POSTGRES_PASSWORD": superuser,
+        "DB_APP_PASSWORD": app_password,  # the migrations set it on the app's role
+    }
+    policies = default.of_type("aws:iam/rolePolicy:RolePolicy")
+    assert not [p for p in policies if p.name.endswith("-app-task-policy")]

@@ -32,6 +32,7 @@ VALID = StackConfig(
     vpc_cidr="10.0.0.0/16",
     db_name="orders_service",
     db_username="app",
+    db_app_username="app_login",
     db_instance_class="db.t4g.micro",
     db_allocated_storage_gb=20,
     db_max_allocated_storage_gb=100,
@@ -65,6 +66,8 @@ def test_a_valid_config_passes():
         ("alert_email", "nobody", "alertEmail"),
         ("monthly_budget_usd", 0, "monthlyBudgetUsd"),
         ("github_repository", "no-owner", "githubRepository"),
+        ("db_app_username", "app", "dbAppUsername"),
+        ("db_app_username", "App-Login", "dbAppUsername"),
     ],
 )
 def test_each_rule_rejects_with_the_key_in_the_message(field, value, key):
