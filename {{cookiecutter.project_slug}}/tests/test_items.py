@@ -274,7 +274,7 @@ async def test_if_match_naming_another_version_is_412_and_writes_nothing(
     "if_match",
     ["1", '"1', '"1",', ',"1"', "W/1", '"a"b"', "**", '* , "1"', "", " ", 'w/"1"', '"1 "'],
 )
-async def test_malformed_if_match_is_400_and_writes_nothing(
+async def test_malformed_if_match_is_412_and_writes_nothing(
     client: httpx.AsyncClient, if_match: str
 ) -> None:
     created = await create(client)
@@ -283,10 +283,10 @@ async def test_malformed_if_match_is_400_and_writes_nothing(
         response = await client.request(
             method, url, json={"name": "new"}, headers={"If-Match": if_match}
         )
-        assert response.status_code == 400, response.text
+        assert response.status_code == 412, response.text
         error = response.json()["error"]
-        assert error["code"] == "bad_request"
-        assert "If-Match" in error["message"]
+        assert error["code"] == "precondition_failed"
+        assert "Malformed If-Match" in error["message"]
     assert (await client.get(url)).json() == created
 
 

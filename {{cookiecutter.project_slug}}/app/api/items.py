@@ -2,9 +2,10 @@
 
 Every item carries a version, sent as a strong ETag (`"3"`); PATCH and DELETE honour If-Match
 (RFC 9110, section 13.1.1): `*` or a list of entity tags, compared strongly, so a weak tag
-never matches. A write at another version is refused with 412 and changes nothing; a
-malformed If-Match is refused with 400 rather than ignored, since ignoring it would apply the
-write its sender meant to guard. Without If-Match the write applies.
+never matches. Without If-Match the write applies. When the condition is false the answer is
+412 and nothing is written; a malformed If-Match is a false condition too (it names no
+current tag), answered 412 with a message saying it is malformed, never ignored: ignoring it
+would apply the write its sender meant to guard.
 """
 
 import re
@@ -12,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Path, Query, Response, status
 from pydantic import TypeAdapter
+from pydantic.json_schema import SkipJsonSchema
 
 from app import repository
 from app.database import DatabaseDep, Record
@@ -55,18 +57,25 @@ STRONG_VERSION_RE = re.compile(r'"([1-9][0-9]{0,9})"')  # how etag() writes one
 MAX_VERSION = 2**31 - 1  # items.version is an INTEGER
 
 IfMatch = Annotated[
-    str | None,
+    str | SkipJsonSchema[None],  # optional, but never sent as null
     Header(
         description='`*`, or entity tags as sent in ETag (`"3"`, or `"3", "4"`): the write '
-        "applies only to an item at one of those versions, else 412. Malformed: 400.",
-        json_schema_extra={"pattern": IF_MATCH_PATTERN},
+        "applies only to an item at one of those versions, else 412 (so does a malformed value).",
+        # The example is also what fuzzers send here while they vary other parameters.
+        json_schema_extra={"pattern": IF_MATCH_PATTERN, "examples": ['"1"', "*"]},
     ),
 ]
 
 CONDITIONAL_RESPONSES: dict[int | str, dict[str, object]] = {
-    400: {"model": ErrorResponse, "description": "Malformed If-Match header."},
     404: {"model": ErrorResponse, "description": "No such item."},
-    412: {"model": ErrorResponse, "description": "If-Match named none of the item's version."},
+    412: {
+        "model": ErrorResponse,
+        "description": "If-Match is malformed or names another version: nothing was written.",
+    },
+}
+BODY_RESPONSES: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON."},
+    413: {"model": ErrorResponse, "description": "Request body too large."},
 }
 ETAG_HEADER = {
     "ETag": {"description": 'The item\'s version, e.g. `"3"`.', "schema": {"type": "string"}}
@@ -81,13 +90,13 @@ def etag(version: int) -> str:
 
 def matching_versions(if_match: str | None) -> list[int] | None:
     """The versions If-Match allows: None for any (absent or `*`), else those its strong tags
-    name (possibly none). Raises 400 when the header does not parse."""
+    name (possibly none). Raises 412 when the header does not parse."""
     if if_match is None:
         return None
     if not IF_MATCH_RE.fullmatch(if_match):
         raise HTTPException(
-            status.HTTP_400_BAD_REQUEST,
-            'If-Match must be "*" or a comma-separated list of entity tags like "3".',
+            status.HTTP_412_PRECONDITION_FAILED,
+            'Malformed If-Match: give "*" or a comma-separated list of entity tags like "3".',
         )
     if if_match.strip() == "*":
         return None
@@ -126,8 +135,7 @@ def stale(item_id: int, error: repository.StaleVersion) -> HTTPException:
     response_model=ItemRead,
     responses={
         201: {"headers": ETAG_HEADER},
-        400: {"model": ErrorResponse, "description": "Malformed JSON."},
-        413: {"model": ErrorResponse, "description": "Request body too large."},
+        **BODY_RESPONSES,
     },
 )
 async def create_item(data: ItemCreate, db: DatabaseDep) -> Response:
@@ -167,7 +175,7 @@ async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
     response_model=ItemRead,
     responses={
         200: {"headers": ETAG_HEADER},
-        413: {"model": ErrorResponse, "description": "Request body too large."},
+        **BODY_RESPONSES,
         **CONDITIONAL_RESPONSES,
     },
 )
