@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0)] = 3.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
 
+    # Fast paths over library internals (data layer, routing, metrics; README "Fast paths").
+    # false runs every one of them on its library's public path instead.
+    fast_paths: bool = True
+
     @field_validator("database_url", mode="before")
     @classmethod
     def _use_asyncpg(cls, value: object) -> object:

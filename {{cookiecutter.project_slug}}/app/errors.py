@@ -12,7 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute, Match
 
-from app.database import DatabaseUnavailable
+from app.database import RETRYABLE_SQLSTATES, DatabaseUnavailable, sqlstate
 from app.log import request_id_var
 from app.metrics import DB_CONNECTION_FAILURES
 from app.schemas import Error, ErrorDetail, ErrorResponse
@@ -109,6 +109,13 @@ async def database_error(request: Request, exc: Exception) -> JSONResponse:
     exc = cast(DBAPIError, exc)
     if isinstance(exc, IntegrityError):
         return error_response(409, "The request conflicts with stored data.")
+    if sqlstate(exc) in RETRYABLE_SQLSTATES:  # retry_transaction() gave up, or was not used
+        return error_response(
+            409,
+            "The request collided with a concurrent change; retry it.",
+            code="concurrent_change",
+            headers={"Retry-After": "1"},
+        )
     if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
         return await database_unavailable(request, exc)
     logger.error("database error", exc_info=exc)

@@ -26,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
-from app.database import Database, Query, Record
+from app.database import Database, Executor, Query, Record
 from app.models import Item, ItemEvent
 from app.schemas import ItemCreate
 
@@ -129,16 +129,16 @@ SELECT_EVENTS = Query.compile(
 )
 
 
-async def create_item(db: Database, data: ItemCreate, *, request_id: str | None = None) -> Record:
+async def create_item(db: Executor, data: ItemCreate, *, request_id: str | None = None) -> Record:
     rows = await db.fetch(INSERT_ITEM, **data.model_dump(), request_id=request_id)
     return rows[0]
 
 
-async def get_item(db: Database, item_id: int) -> Record | None:
+async def get_item(db: Executor, item_id: int) -> Record | None:
     return await db.fetch_one(SELECT_ITEM, item_id=item_id)
 
 
-async def list_items(db: Database, *, limit: int, offset: int) -> list[Record]:
+async def list_items(db: Executor, *, limit: int, offset: int) -> list[Record]:
     return await db.fetch(SELECT_PAGE, limit=limit, offset=offset)
 
 
@@ -178,7 +178,7 @@ async def delete_item(
     return True
 
 
-async def _raise_if_stale(tx: Database, item_id: int) -> None:
+async def _raise_if_stale(tx: Executor, item_id: int) -> None:
     """After a write matched no row: StaleVersion if the item exists (If-Match missed)."""
     current = await tx.fetch_one(SELECT_VERSION, item_id=item_id)
     if current is not None:
@@ -186,7 +186,7 @@ async def _raise_if_stale(tx: Database, item_id: int) -> None:
 
 
 async def list_events(
-    db: Database, *, item_id: int, limit: int, offset: int
+    db: Executor, *, item_id: int, limit: int, offset: int
 ) -> list[Record] | None:
     """A page of the item's events, newest first; None if there is no such item."""
     rows = await db.fetch(SELECT_EVENTS, item_id=item_id, limit=limit, offset=offset)

@@ -17,10 +17,18 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import PoolProxiedConnection, text
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.config import Settings
-from app.database import Database, create_engine, get_database
+from app.database import (
+    CoreLink,
+    Database,
+    FastLink,
+    Link,
+    create_engine,
+    get_database,
+    get_session,
+)
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
 
@@ -83,18 +91,28 @@ def settings(database_url: URL) -> Settings:
     )
 
 
-class RolledBackDatabase(Database):
-    """Runs every statement of the app on the test's connection, inside its transaction."""
-
-    def __init__(self, engine: AsyncEngine, connection: PoolProxiedConnection) -> None:
-        super().__init__(engine, connections=1, wait=5)
-        self.connection = connection
-
-    async def _take(self) -> tuple[PoolProxiedConnection, float]:
-        return self.connection, 0.0
-
-    def _keep(self, connection: PoolProxiedConnection, taken: float) -> None:
+class BorrowedFastLink(FastLink):
+    async def release(self, *, discard: bool = False) -> None:
         pass  # the test's connection is the fixture's to return
+
+
+class BorrowedCoreLink(CoreLink):
+    async def release(self, *, discard: bool = False) -> None:
+        pass
+
+
+class RolledBackDatabase(Database):
+    """Runs every statement of the app on the test's connection, inside its transaction: the
+    app's units of work become savepoints in it (NESTING = 1)."""
+
+    NESTING = 1
+
+    def __init__(self, connection: AsyncConnection, raw: PoolProxiedConnection, fast: bool):
+        super().__init__(connection.engine, connections=1, wait=5, fast_path=fast)
+        self.link = BorrowedFastLink(self, raw, 0.0) if fast else BorrowedCoreLink(connection)
+
+    async def _open(self) -> Link:
+        return self.link
 
 
 @pytest.fixture
@@ -114,18 +132,31 @@ async def connection(settings: Settings) -> AsyncIterator[AsyncConnection]:
 
 
 @pytest.fixture
-async def db(connection: AsyncConnection) -> RolledBackDatabase:
-    return RolledBackDatabase(connection.engine, await connection.get_raw_connection())
+async def db(connection: AsyncConnection, settings: Settings) -> RolledBackDatabase:
+    """The app's data layer on the test's connection: its fast path, or with FAST_PATHS=false
+    SQLAlchemy's Connection execution (`FAST_PATHS=false make test` runs every test on it)."""
+    raw = await connection.get_raw_connection()
+    return RolledBackDatabase(connection, raw, settings.fast_paths)
 
 
 @pytest.fixture
-async def app(settings: Settings, db: RolledBackDatabase) -> AsyncIterator[FastAPI]:
+async def app(
+    settings: Settings, db: RolledBackDatabase, connection: AsyncConnection
+) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
 
     async def rolled_back_database() -> Database:  # async, as get_database: see app/routing.py
         return db
 
+    async def rolled_back_session() -> AsyncIterator[AsyncSession]:
+        # The ORM joins the test's transaction; its commits and rollbacks are savepoints.
+        async with AsyncSession(
+            bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+        ) as session:
+            yield session
+
     application.dependency_overrides[get_database] = rolled_back_database
+    application.dependency_overrides[get_session] = rolled_back_session
     async with application.router.lifespan_context(application):
         yield application
 
