@@ -150,7 +150,7 @@ async def test_a_statement_failing_halfway_rolls_back_the_write(
 ) -> None:
     """The write's first statement succeeds, the event's fails: neither is kept."""
     item = await create(client)
-    failing = Query("SELECT $1::bigint / 0, $2::text", ("item_id", "request_id"))
+    failing = Query.compile(text("SELECT CAST(:item_id AS bigint) / 0, CAST(:request_id AS text)"))
     monkeypatch.setattr(repository, statement, failing)
     response = await client.request(method, f"/items/{item['id']}", json={"name": "changed"})
     assert response.status_code == 500

@@ -91,9 +91,13 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
 def test_the_services_routes_are_all_lean(app: FastAPI) -> None:
     routes = lean_routes(app)
     assert {route.path for route in routes} == {
-        "/", "/health", "/health/ready", "/items", "/items/{item_id}"
+        "/", "/health", "/health/ready", "/items", "/items/{item_id}", "/items/{item_id}/events"
     }  # fmt: skip
-    assert all(route.app == route.handle_lean for route in routes)
+    # DELETE answers 204 with no body, so it has no response model: FastAPI's handler serves it.
+    handled_by_fastapi = [
+        (route.methods, route.path) for route in routes if route.app != route.handle_lean
+    ]
+    assert handled_by_fastapi == [({"DELETE"}, "/items/{item_id}")]
 
 
 @pytest.mark.parametrize(("method", "url", "options"), REQUESTS)
