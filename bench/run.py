@@ -61,6 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra environment for the app, e.g. DB_POOL_SIZE=20 (repeatable)",
     )
     parser.add_argument(
+        "--workloads", default="", help="comma-separated keys to run, e.g. W3,W4 (default: all)"
+    )
+    parser.add_argument(
         "--no-fallback",
         dest="fallback",
         action="store_false",
@@ -72,6 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.items = 1, 2, 1, 1_000
+    keys = {key for key in args.workloads.split(",") if key}
+    args.workloads = [w for w in WORKLOADS if not keys or w.key in keys]
+    if unknown := keys - {w.key for w in WORKLOADS}:
+        parser.error(f"--workloads: unknown {sorted(unknown)}")
     return args
 
 
@@ -300,11 +307,11 @@ def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) ->
 def measure(args, stack, urls, app_pid) -> dict[str, dict[str, list[WrkResult]]]:
     """Every workload, app then reference (then the fallback), round after round."""
     results: dict[str, dict[str, list[WrkResult]]] = {
-        w.key: {s: [] for s in urls} for w in WORKLOADS
+        w.key: {s: [] for s in urls} for w in args.workloads
     }
     options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
     for round_no in range(1, args.rounds + 1):
-        for workload in WORKLOADS:
+        for workload in args.workloads:
             for system, url in urls.items():
                 run_wrk(workload, url, seconds=args.warmup, **options)
                 if args.profile and round_no == 1 and system == "app":
@@ -322,7 +329,7 @@ def measure(args, stack, urls, app_pid) -> dict[str, dict[str, list[WrkResult]]]
 
 def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]:
     summary = {}
-    for workload in WORKLOADS:
+    for workload in (w for w in WORKLOADS if w.key in results):
         per_system = {}
         for system, rounds in results[workload.key].items():
             per_system[system] = {
