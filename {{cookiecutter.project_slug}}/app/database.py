@@ -99,6 +99,15 @@ def sqlstate(error: BaseException) -> str | None:
     return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
 
 
+def broken_connection(error: BaseException) -> bool:
+    """An asyncpg error that SQLAlchemy's adapter left untranslated: its protocol state is off.
+
+    Seen on SQLAlchemy 2.0 after the server ended the session (InternalClientError, "another
+    operation is in progress"); 2.1 translates it. The connection is not used again.
+    """
+    return not isinstance(error, DBAPIError) and type(error).__module__.startswith("asyncpg")
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     # AUTOCOMMIT: a statement of the data layer stands alone, so a read is one round trip (no
     # BEGIN/ROLLBACK around it); units of work say BEGIN themselves (Database.transaction).
@@ -271,6 +280,12 @@ class FastLink(Link):
                 connection_invalidated=lost,
                 dialect=dialect,
             ) from error
+        except Exception as untranslated:  # SQLAlchemy 2.0 re-raises what it does not map
+            error = untranslated
+        if broken_connection(error):
+            database.engine.sync_engine.pool._invalidate(self.connection, error)
+            database._return_idle()
+            raise DatabaseUnavailable(f"the connection broke: {error!r}") from error
         raise error  # not the database's (a timeout, say): as it is
 
 
@@ -295,8 +310,7 @@ class CoreLink(Link):
         try:
             result = await self.connection.execute(cast(Executable, query.statement), dict(values))
         except BaseException as error:
-            if not isinstance(error, Exception):  # cancelled mid-statement
-                await self.connection.invalidate()
+            await self._discard_if_broken(error)
             raise
         return [dict(row) for row in result.mappings()] if result.returns_rows else []
 
@@ -304,9 +318,15 @@ class CoreLink(Link):
         try:
             await self.connection.exec_driver_sql(sql)
         except BaseException as error:
-            if not isinstance(error, Exception):
-                await self.connection.invalidate()
+            await self._discard_if_broken(error)
             raise
+
+    async def _discard_if_broken(self, error: BaseException) -> None:
+        if not isinstance(error, Exception):  # cancelled mid-statement: state unknown
+            await self.connection.invalidate()
+        elif broken_connection(error):
+            await self.connection.invalidate()
+            raise DatabaseUnavailable(f"the connection broke: {error!r}") from error
 
     async def release(self, *, discard: bool = False) -> None:
         if discard and not self.connection.invalidated:

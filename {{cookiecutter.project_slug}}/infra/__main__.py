@@ -186,11 +186,18 @@ monitoring = Monitoring(
         prometheus_image=registry.image("prometheus", cfg.image_tag),
         grafana_image=registry.image("grafana", cfg.image_tag),
         repository_arns=[registry.repositories[name].arn for name in MONITORING_IMAGES],
+        cluster_name=cluster.cluster_name,
+        app_service_name=app.service_name,
+        alert_topic_arn=alerting.topic_arn,
+        grafana_root_url=pulumi.Output.concat(url, "/grafana/"),
+        listener_is_https=cfg.https,
+        grafana_allowed_cidrs=cfg.grafana_allowed_cidrs,
     ),
 )
 deployed_services.append(monitoring.service_arn)
 deployed_roles += monitoring.role_arns
-pulumi.export("grafana_url", pulumi.Output.concat(url, "/grafana/"))
+if monitoring.grafana_exposed:
+    pulumi.export("grafana_url", pulumi.Output.concat(url, "/grafana/"))
 pulumi.export("grafana_admin_secret_arn", monitoring.admin_secret_arn)
 {%- endif %}
 

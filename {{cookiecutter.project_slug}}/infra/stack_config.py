@@ -5,6 +5,9 @@ Defaults live in Pulumi.yaml (rendered from the cookiecutter answers); a stack f
 
 from __future__ import annotations
 
+{% if cookiecutter.monitoring == "prometheus_grafana" -%}
+import ipaddress
+{% endif -%}
 import re
 from dataclasses import dataclass
 
@@ -68,6 +71,10 @@ class StackConfig:
     github_oidc_provider_arn: str
     state_bucket_name: str
     secrets_kms_key_arn: str
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+    # Without a domain (plain HTTP), Grafana is reachable only from these; empty = not at all.
+    grafana_allowed_cidrs: tuple[str, ...] = ()
+{%- endif %}
 
     @property
     def https(self) -> bool:
@@ -112,12 +119,46 @@ def validate(cfg: StackConfig) -> StackConfig:
             "owner/name",
         ),
     ]
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+    rules += grafana_cidr_rules(cfg.grafana_allowed_cidrs)
+{%- endif %}
     for key, value, ok, rule in rules:
         if not ok:
             raise ConfigError(f"config {key}={value!r} must be {rule}")
     return cfg
 
 
+{% if cookiecutter.monitoring == "prometheus_grafana" -%}
+# An ALB rule takes at most 5 condition values; Grafana's path condition uses 2.
+GRAFANA_CIDRS_MAX = 3
+
+
+def grafana_cidr_rules(cidrs: tuple[str, ...]) -> list[tuple[str, object, bool, str]]:
+    """The rules of grafanaAllowedCidrs: a few real CIDRs (host bits zero)."""
+    count = (
+        "grafanaAllowedCidrs",
+        list(cidrs),
+        len(cidrs) <= GRAFANA_CIDRS_MAX,
+        f"at most {GRAFANA_CIDRS_MAX} CIDRs (an ALB rule takes 5 condition values)",
+    )
+    each = [
+        ("grafanaAllowedCidrs", cidr, _is_cidr(cidr), "IPv4/IPv6 CIDRs such as 203.0.113.0/24")
+        for cidr in cidrs
+    ]
+    return [count, *each]
+
+
+def _is_cidr(value: object) -> bool:
+    if not isinstance(value, str) or "/" not in value:
+        return False
+    try:
+        ipaddress.ip_network(value, strict=True)
+    except ValueError:
+        return False
+    return True
+
+
+{% endif -%}
 def _int(config: pulumi.Config, key: str, default: int) -> int:
     value = config.get_int(key)
     return default if value is None else value
@@ -180,5 +221,8 @@ def load() -> StackConfig:
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",
             state_bucket_name=config.get("stateBucketName") or "",
             secrets_kms_key_arn=config.get("secretsKmsKeyArn") or "",
+{%- if cookiecutter.monitoring == "prometheus_grafana" %}
+            grafana_allowed_cidrs=tuple(config.get_object("grafanaAllowedCidrs") or ()),
+{%- endif %}
         )
     )

@@ -64,11 +64,13 @@ async def test_a_lost_connection_leaves_the_pool(
     pid = (await database.fetch_one(BACKEND_PID))["pid"]  # type: ignore[index]
     await connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
 
-    # The pool hands out the dead connection once; the error says it was invalidated...
-    with pytest.raises(DBAPIError) as lost:
+    # The pool hands out the dead connection once; the error says it was invalidated (or,
+    # where SQLAlchemy 2.0 leaves asyncpg's error untranslated, that the connection broke)...
+    with pytest.raises((DBAPIError, DatabaseUnavailable)) as lost:
         for _ in range(database.engine.pool.size() + 1):
             await database.fetch(BACKEND_PID)
-    assert lost.value.connection_invalidated
+    if isinstance(lost.value, DBAPIError):
+        assert lost.value.connection_invalidated
     # ...and the next statement runs on a fresh one.
     assert (await database.fetch_one(BACKEND_PID))["pid"] != pid  # type: ignore[index]
 

@@ -175,7 +175,7 @@ async def test_a_lost_connection_mid_transaction_is_discarded(
     database: Database, settings: Settings
 ) -> None:
     observer = Database.from_settings(settings)
-    with pytest.raises(DBAPIError) as lost:
+    with pytest.raises((DBAPIError, DatabaseUnavailable)) as lost:
         async with database.transaction() as tx:
             await tx.fetch(ADD, note="a")
             pid = (await tx.fetch_one(PID))["pid"]  # type: ignore[index]
@@ -183,7 +183,10 @@ async def test_a_lost_connection_mid_transaction_is_discarded(
             await tx.fetch(ADD, note="b")
     await observer.close()
 
-    assert lost.value.connection_invalidated
+    # SQLAlchemy's own error (2.1) or, where it leaves asyncpg's untranslated (2.0), ours:
+    # both are answered with 503.
+    if isinstance(lost.value, DBAPIError):
+        assert lost.value.connection_invalidated
     assert await notes(database) == []  # the server rolled the unit of work back
     assert database.in_use == 0
 

@@ -150,7 +150,7 @@ def environment(variables: dict[str, pulumi.Input[str]]) -> list[dict]:
 def discovery_service(
     name: str, *, dns_name: str, namespace_id: pulumi.Input[str], opts: pulumi.ResourceOptions
 ) -> aws.servicediscovery.Service:
-    """A records per task, so Prometheus' DNS service discovery sees every running task."""
+    """A records per task (a DNS answer holds at most 8; Prometheus lists tasks via the ECS API)."""
     return aws.servicediscovery.Service(
         name,
         name=dns_name,
