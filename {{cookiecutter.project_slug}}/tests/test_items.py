@@ -298,3 +298,13 @@ async def test_a_stale_if_match_loses_a_race(client: httpx.AsyncClient) -> None:
     second = await client.patch(url, json={"name": "second"}, headers={"If-Match": '"1"'})
     assert (first.status_code, second.status_code) == (200, 412)
     assert (await client.get(url)).json()["name"] == "first"
+
+
+async def test_several_if_match_lines_are_one_list(client: httpx.AsyncClient) -> None:
+    created = await create(client)
+    url = f"/items/{created['id']}"
+    lines = [("If-Match", '"7"'), ("If-Match", '"1"')]
+    response = await client.patch(url, json={"name": "new"}, headers=lines)
+    assert response.status_code == 200, response.text
+    stale = await client.delete(url, headers=[("If-Match", '"7"'), ("If-Match", '"1"')])
+    assert stale.status_code == 412  # the item is at "2" now
