@@ -20,9 +20,9 @@ render: $(VENV)/.installed ## Render the default project into build/ (add OPTS="
 test: $(VENV)/.installed ## Run the whole test suite (ARGS="-k ..." to narrow it)
 	$(VENV)/bin/pytest $(ARGS)
 
-lint: $(VENV)/.installed ## ruff on the template's own code (hooks, tests, bench, reliability)
-	$(VENV)/bin/ruff check hooks tests bench reliability local_extensions.py
-	$(VENV)/bin/ruff format --check hooks tests bench reliability local_extensions.py
+lint: $(VENV)/.installed ## ruff on the template's own code (hooks, tests, bench, reliability, scripts)
+	$(VENV)/bin/ruff check hooks tests bench reliability scripts local_extensions.py
+	$(VENV)/bin/ruff format --check hooks tests bench reliability scripts local_extensions.py
 
 bench: $(VENV)/.installed ## Benchmark the rendered app against a raw-ASGI floor (ARGS="--quick")
 	$(VENV)/bin/python bench/run.py $(ARGS)

@@ -63,7 +63,7 @@ AWS_REGIONS = frozenset(
 )
 OTHER_PARTITION_PREFIXES = ("us-gov-", "cn-", "eusc-", "us-iso")
 
-PYTHON_VERSIONS = ("3.11", "3.12", "3.13")
+PYTHON_VERSIONS = ("3.11", "3.12", "3.13", "3.14")
 LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 MONITORING = ("prometheus_grafana", "none")
 DATABASES = ("rds", "ecs_efs")

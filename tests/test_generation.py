@@ -20,6 +20,7 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {},
     {"python_version": "3.11"},
     {"python_version": "3.13"},
+    {"python_version": "3.14"},
     {"license": "Apache-2.0"},
     {"license": "BSD-3-Clause"},
     {"license": "Proprietary"},

@@ -64,7 +64,7 @@ def test_slug_limit_follows_from_the_aws_load_balancer_name_limit() -> None:
         ("aws_region", "mars-north-1", "region"),
         ("github_org", "my--org", "GitHub"),
         ("description", "two\nlines", "single line"),
-        ("python_version", "3.14", "one of"),
+        ("python_version", "3.15", "one of"),
         ("use_waf", "yes", "true or false"),
         ("min_tasks", "1.5", "whole number"),
         ("domain_name", "a..example.com", "DNS name"),

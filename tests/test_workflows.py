@@ -16,7 +16,7 @@ import yaml
 from workflow_support import checks, run_workflow
 from workflow_support.served import Served, serve_with_prometheus
 
-from tests.conftest import DEFAULTS, answers_for, tool, variant_id
+from tests.conftest import DEFAULTS, TEMPLATE_DIR, answers_for, tool, variant_id
 from tests.test_generation import compose_cross_reference_problems
 
 # Readable variants; one naming an option cookiecutter.json does not declare (yet) is skipped.
@@ -139,6 +139,51 @@ def test_deploy_runs_after_ci_on_main_only(bake: Callable) -> None:
     assert set(workflow["on"]) == {"workflow_call", "workflow_dispatch"}
     assert workflow["concurrency"]["cancel-in-progress"] is False
     assert "environment" in workflow["jobs"]["deploy"]
+
+
+@variants
+def test_each_aws_role_is_assumed_only_where_its_trust_admits(project: Path) -> None:
+    """The deploy role trusts only the GitHub environment, the push role only main (issue 13):
+    a job assuming either elsewhere would fail in GitHub, and a deploy outside the environment
+    would skip its reviewers."""
+    assumed: dict[str, list[str]] = {}
+    for path in checks.workflow_files(project):
+        for name, job in (checks.load(path).get("jobs") or {}).items():
+            for step in job.get("steps") or []:
+                role = (step.get("with") or {}).get("role-to-assume", "")
+                if "configure-aws-credentials" not in step.get("uses", ""):
+                    continue
+                assumed.setdefault(role, []).append(f"{path.name}:{name}")
+                if "AWS_DEPLOY_ROLE_ARN" in role:
+                    assert job.get("environment"), f"{path.name}:{name} has no environment"
+                elif "AWS_PUSH_ROLE_ARN" in role:
+                    assert "refs/heads/main" in job.get("if", ""), f"{path.name}:{name}"
+                    assert not job.get("environment"), f"{path.name}:{name}"
+    roles = " ".join(assumed)
+    assert "AWS_DEPLOY_ROLE_ARN" in roles and "AWS_PUSH_ROLE_ARN" in roles, assumed
+
+
+def test_template_ci_runs_the_rendered_suite_on_the_newest_releases_weekly() -> None:
+    # The template's own workflow: hardened as the rendered ones, and its newest-releases job
+    # (the fast paths' early warning, DESIGN.md 5a) runs on a schedule too.
+    path = TEMPLATE_DIR / ".github" / "workflows" / "ci.yml"
+    workflow = checks.load(path)
+    problems = [
+        *checks.pin_problems(path.read_text()),
+        *checks.permission_problems(workflow),
+        *checks.timeout_problems(workflow),
+        *checks.checkout_problems(workflow),
+        *checks.concurrency_problems(workflow),
+        *checks.injection_problems(workflow),
+    ]
+    assert problems == []
+    zizmor = run(tool("zizmor"), "--offline", "--no-progress", str(path), cwd=TEMPLATE_DIR)
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    assert [entry["cron"] for entry in workflow["on"]["schedule"]]
+    steps = workflow["jobs"]["newest-releases"]["steps"]
+    commands = " ".join(step.get("run", "") for step in steps)
+    assert "scripts/release_spread.py --newest" in commands
+    assert (TEMPLATE_DIR / "scripts" / "release_spread.py").is_file()
 
 
 # --- the checks bite: each breaks one thing in a copy and must be reported --------------------

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     db_connect_timeout: Annotated[float, Field(gt=0)] = 3.0
     db_statement_timeout_ms: Annotated[int, Field(ge=0)] = 10_000
 
-    # Fast paths over library internals (data layer, routing, metrics; README "Fast paths").
+    # Fast paths over library internals (data layer, routing, metrics: README "Fast paths").
     # false runs every one of them on its library's public path instead.
     fast_paths: bool = True
 
@@ -66,10 +66,12 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _require_database_and_real_secrets(self) -> Self:
-        if self.database_url is None and self.postgres_host is None:
-            raise ValueError("set DATABASE_URL, or POSTGRES_HOST with the other POSTGRES_* parts")
-        if self.environment in (Environment.STAGING, Environment.PRODUCTION):
+    def _refuse_placeholder_secrets(self) -> Self:
+        # No database is fine here: importing app.main builds the app without one. It is
+        # required where it is used (sqlalchemy_url: the lifespan, Alembic).
+        if self.environment in (Environment.STAGING, Environment.PRODUCTION) and (
+            self.database_configured
+        ):
             password = self.sqlalchemy_url.password or ""
             if password.lower() in PLACEHOLDER_SECRETS:
                 raise ValueError(
@@ -78,7 +80,13 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def database_configured(self) -> bool:
+        return self.database_url is not None or self.postgres_host is not None
+
+    @property
     def sqlalchemy_url(self) -> URL:
+        if not self.database_configured:
+            raise ValueError("set DATABASE_URL, or POSTGRES_HOST with the other POSTGRES_* parts")
         if self.database_url is not None:
             return make_url(str(self.database_url))
         return URL.create(

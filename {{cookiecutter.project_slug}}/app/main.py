@@ -1,4 +1,7 @@
-"""Application factory: settings, logging, database lifespan, middleware and routers."""
+"""The application: `app` for uvicorn and `fastapi run/dev`, `create_app()` for tests.
+
+Building it needs no database (the lifespan connects) and no settings beyond the defaults.
+"""
 
 import gc
 from collections.abc import AsyncIterator
@@ -44,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
         swagger_ui_oauth2_redirect_url=None,
     )
-    include(app, health.router, items.router)
+    include(app, health.router, items.router, fast_paths=settings.fast_paths)
     app.state.settings = settings
     register_error_handlers(app)
     metrics.instrument(app, settings)
@@ -60,3 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Added last, so it runs first: every response, errors included, carries the request id.
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
     return app
+
+
+# `uvicorn app.main:app`, `fastapi run`: the app of the environment's settings.
+app = create_app()

@@ -1,20 +1,36 @@
-"""Prometheus metrics: HTTP metrics from starlette-exporter plus DB-pool and business metrics."""
+"""Prometheus metrics: HTTP metrics from starlette-exporter plus DB-pool and business metrics.
 
+The HTTP metrics middleware is a faster subclass of starlette-exporter's that relies on its
+metric attributes and on the router leaving the matched route in the scope. `instrument()`
+checks both once at start-up; if either fails (or with `FAST_PATHS=false`) it logs one warning
+and adds starlette-exporter's own middleware, configured for the same series.
+"""
+
+import logging
+import threading
 import time
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any, cast
 
 import starlette_exporter
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette_exporter import handle_metrics
 
 from app.config import Settings
 from app.database import Database
+from app.routing import run_check
+
+logger = logging.getLogger(__name__)
 
 # Resolves p50/p95/p99 from a couple of milliseconds up to slow requests.
 LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -61,7 +77,7 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
     the label set bounded whatever URLs clients send.
     """
 
-    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
         super().__init__(app, **options)
         # Labelled series, looked up once: `.labels()` takes a lock and builds a key each time.
         self.series: dict[tuple[str, ...], tuple[Any, Any]] = {}
@@ -91,7 +107,7 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
             await self.app(scope, receive, send_and_note_status)
         finally:
             in_progress.dec()
-            path = getattr(scope.get("route"), "path", None)
+            path = route_template(scope)
             if path is not None:
                 labels = (method, path, str(status), self.app_name)
                 series = self.series.get(labels)
@@ -102,13 +118,123 @@ class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
                 series[1].observe(time.perf_counter() - started)
 
 
+def route_template(scope: Scope) -> str | None:
+    """The path template of the route the router matched, None if none matched fully.
+
+    As starlette-exporter's own middleware: a method the route does not take (405) counts
+    as no match.
+    """
+    route = scope.get("route")
+    path: str | None = getattr(route, "path", None)
+    methods = getattr(route, "methods", None)  # None: every method
+    if path is not None and methods and scope["method"] not in methods:
+        return None
+    if path is None and "endpoint" in scope and "router" in scope:
+        # FastAPI stores only its API routes in the scope: find a Starlette route (such as
+        # /docs) again, as the stock middleware does for every request.
+        for route in scope["router"].routes:
+            same_endpoint = getattr(route, "endpoint", None) is scope["endpoint"]
+            if same_endpoint and route.matches(scope)[0] is Match.FULL:
+                return cast(str, route.path)
+    return path
+
+
 def instrument(app: FastAPI, settings: Settings) -> None:
     """Add the HTTP metrics middleware and the /metrics endpoint."""
     BUILD_INFO.labels(settings.version, settings.git_sha).set(1)
-    app.add_middleware(
-        PrometheusMiddleware,
-        app_name=settings.app_name,
-        prefix="http",
-        buckets=LATENCY_BUCKETS,
-    )
+    options: dict[str, Any] = {
+        "app_name": settings.app_name,
+        "prefix": "http",
+        "buckets": LATENCY_BUCKETS,
+        # What the stock middleware needs to record the same series as PrometheusMiddleware.
+        "group_paths": True,
+        "filter_unhandled_paths": True,
+        "skip_paths": [METRICS_PATH],
+    }
+    fast = settings.fast_paths and fast_path_problem(options) is None
+    middleware = PrometheusMiddleware if fast else starlette_exporter.PrometheusMiddleware
+    app.add_middleware(middleware, **options)
     app.add_route(METRICS_PATH, handle_metrics, include_in_schema=False)
+
+
+# --- the start-up check: what PrometheusMiddleware relies on is there ---------------------------
+
+_checked: list[str | None] = []  # the check's outcome, once computed
+_check_lock = threading.Lock()
+
+
+def fast_path_problem(options: dict[str, Any]) -> str | None:
+    """Why PrometheusMiddleware cannot run here (None: it can); checked once per process.
+
+    The first call logs one warning line when the answer is not None.
+    """
+    with _check_lock:
+        if not _checked:
+            problem = exporter_problem(options) or run_check(route_in_scope_problem)
+            if problem is not None:
+                logger.warning(
+                    "metrics fast path off, starlette-exporter %s's own middleware records "
+                    "requests: %s",
+                    version("starlette-exporter"),
+                    problem,
+                )
+            _checked.append(problem)
+        return _checked[0]
+
+
+def exporter_problem(options: dict[str, Any]) -> str | None:
+    """Does starlette-exporter still keep its metrics where PrometheusMiddleware reads them?"""
+    try:
+        # As Starlette builds it: some releases pass `app` by name.
+        middleware = PrometheusMiddleware(app=PlainTextResponse(""), **options)
+        if not isinstance(middleware.app_name, str):
+            return "starlette-exporter's app_name is not a string"
+        labels = {"method": "GET", "path": "/probe", "status_code": "200"}
+        for metric, names in (
+            (middleware.request_count, labels),
+            (middleware.request_time, labels),
+            (middleware.requests_in_progress, {"method": "GET"}),
+        ):
+            # The labels PrometheusMiddleware passes by position, by name: a renamed or an
+            # added label raises here, not in a request. The probe series is removed again.
+            metric.labels(**names, app_name=middleware.app_name)
+            metric.remove(*names.values(), middleware.app_name)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+async def route_in_scope_problem() -> str | None:
+    """Does the router leave the route it matched in the scope, for each kind of route?"""
+    probe = FastAPI()
+    router = APIRouter()
+    router.add_api_route("/included/{n}", probe_endpoint)
+    probe.include_router(router)
+    probe.router.routes.append(APIRoute("/direct/{n}", probe_endpoint))
+    probe.add_route("/plain/{n}", plain_endpoint)
+    for template in ("/included/{n}", "/direct/{n}", "/plain/{n}"):
+        path = template.replace("{n}", "1")
+        scope: Scope = {
+            **{"type": "http", "method": "GET", "path": path, "root_path": ""},
+            **{"query_string": b"", "headers": [], "http_version": "1.1", "scheme": "http"},
+        }
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: Message) -> None:
+            pass
+
+        await probe(scope, receive, send)
+        found = route_template(scope)
+        if found != template:
+            return f"a request to {path} left route path {found!r} in the scope, not {template}"
+    return None
+
+
+async def probe_endpoint(n: int) -> int:
+    return n
+
+
+async def plain_endpoint(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("")

@@ -12,31 +12,53 @@ body, the response model) and serves the request in one coroutine when the endpo
 
 Any other route, or a dependency override that is not such a function, keeps FastAPI's handler:
 a new endpoint works either way, and only gets faster when it stays within the list.
+
+The lean path calls private FastAPI helpers, which may change in any release. So `include()`
+first checks, once per process, that they are there and answer a few probe requests exactly as
+FastAPI's handler does; if not (or with `FAST_PATHS=false`) it logs one warning and includes the
+routers with FastAPI's own `include_router`, where FastAPI's handler serves every request.
 """
 
-import json
-from collections.abc import Awaitable, Callable, Mapping
-from inspect import iscoroutinefunction
-from typing import Any, cast
+from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request
-from fastapi._compat import ModelField, field_annotation_is_sequence
-from fastapi.datastructures import DefaultPlaceholder
-from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import (
-    _get_param_model,
-    _validate_value_with_model_field,
-    get_dependant,
-    request_body_to_args,
-    request_params_to_args,
-)
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from importlib.metadata import version
+from inspect import iscoroutinefunction
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError, ResponseValidationError
-from fastapi.params import Form
 from fastapi.routing import APIRoute
-from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined as Undefined
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# FastAPI's internals the lean path calls. Imported defensively: a release that moves one
+# must not break the import of the service, only turn the fast path off (fast_path_problem).
+try:
+    from fastapi._compat import ModelField, field_annotation_is_sequence
+    from fastapi.datastructures import DefaultPlaceholder
+    from fastapi.dependencies.models import Dependant
+    from fastapi.dependencies.utils import (
+        _get_param_model,
+        _validate_value_with_model_field,
+        get_dependant,
+        request_body_to_args,
+        request_params_to_args,
+    )
+    from fastapi.params import Form
+    from fastapi.utils import is_body_allowed_for_status_code
+
+    MISSING_INTERNAL: str | None = None
+except ImportError as error:  # the message names the helper and the module
+    MISSING_INTERNAL = str(error)
+
+logger = logging.getLogger(__name__)
 
 # A dependency LeanRoute calls itself: the function, and the name of its Request parameter.
 AsyncCall = Callable[..., Awaitable[Any]]
@@ -115,47 +137,72 @@ def scalar(field: ModelField) -> bool:
     )
 
 
-def include(app: FastAPI, *routers: APIRouter) -> None:
+def include(app: FastAPI, *routers: APIRouter, fast_paths: bool = True) -> None:
     """Serve the routers' routes directly on `app`, as `app.include_router` would.
 
     `include_router` puts a lazily matched layer in front of each router, which costs about
     10 us a request (bench/README.md). Each route is instead built again for `app`, with it as
     the provider of dependency overrides, so `app.dependency_overrides` apply as they should.
+    Without `fast_paths`, or when the installed FastAPI fails the check, this is
+    `app.include_router` itself: FastAPI's public path, and its handler, serve every request.
     """
     for router in routers:
         for route in router.routes:
             if not isinstance(route, LeanRoute):
                 raise TypeError(f"{route!r}: declare its router with route_class=LeanRoute")
-            app.router.routes.append(route.for_app(app))
+    if not fast_paths or fast_path_problem() is not None:
+        for router in routers:
+            app.include_router(router)
+        return
+    for router in routers:
+        for route in router.routes:
+            served = cast(LeanRoute, route).for_app(app)
+            if served.lean_app is not None:
+                served.app = served.lean_app
+            app.router.routes.append(served)
 
 
 class LeanRoute(APIRoute):
+    """An APIRoute that can also answer with `handle_lean`; `include()` decides which serves."""
+
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
         super().__init__(path, endpoint, **options)
         self.options = options
         self.fastapi_app = self.app
+        # The lean handler, when this route can have one; FastAPI's handler serves until
+        # include() has checked the internals it relies on.
+        self.lean_app: ASGIApp | None = None
+        self.unprepared: str | None = MISSING_INTERNAL
+        if MISSING_INTERNAL is None:
+            try:
+                if self.lean():
+                    self.prepare()
+                    self.lean_app = self.handle_lean
+            except Exception as error:  # an internal changed shape: keep FastAPI's handler
+                self.unprepared = f"{type(error).__name__}: {error}"
+
+    def prepare(self) -> None:
         self.overrides: dict[Callable[..., Any], Dependency | None] = {}
         self.path_params = Params(self.dependant.path_params)
         self.query_params = Params(self.dependant.query_params)
         # Header names are matched with FastAPI's underscore conversion: its general path.
         self.header_params = Params(self.dependant.header_params, general=True)
         self.cookie_params = Params(self.dependant.cookie_params)
-        if self.lean():
-            self.app = self.handle_lean
 
-    def for_app(self, app: FastAPI) -> "LeanRoute":
+    def for_app(self, app: FastAPI) -> LeanRoute:
         options = {**self.options, "dependency_overrides_provider": app}
         return type(self)(self.path, self.endpoint, **options)
 
     def lean(self) -> bool:
         dependant = self.dependant
+        # Features a FastAPI release may not have yet count as unused.
         return (
             iscoroutinefunction(dependant.call)
             and self.response_field is not None
             and isinstance(self.response_class, DefaultPlaceholder)
-            and self.max_body_size is None
-            and self.stream_item_field is None
-            and not self.is_json_stream
+            and getattr(self, "max_body_size", None) is None
+            and getattr(self, "stream_item_field", None) is None
+            and not getattr(self, "is_json_stream", False)
             and not (self.body_field and isinstance(self.body_field.field_info, Form))
             and not special_parameters(dependant)
             and all(plain_dependency(dep) for dep in dependant.dependencies)
@@ -280,3 +327,138 @@ class LeanRoute(APIRoute):
         ]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": content})
+
+
+# --- the start-up check: the internals answer a few requests as FastAPI's handler does ----------
+
+_checked: list[str | None] = []  # the check's outcome, once computed
+_check_lock = threading.Lock()
+
+
+def fast_path_problem() -> str | None:
+    """Why LeanRoute cannot serve on the installed FastAPI (None: it can); checked once.
+
+    The first call logs one warning line when the answer is not None.
+    """
+    with _check_lock:
+        if not _checked:
+            problem = MISSING_INTERNAL or run_probe()
+            if problem is not None:
+                logger.warning(
+                    "routing fast path off, FastAPI %s's own handler serves every route: %s",
+                    version("fastapi"),
+                    problem,
+                )
+            _checked.append(problem)
+        return _checked[0]
+
+
+class ProbeItem(BaseModel):
+    name: str = Field(min_length=1)
+    size: int = Field(ge=1)
+
+
+async def probe_path(request: Request) -> str:
+    return request.url.path
+
+
+async def probe_endpoint(
+    number: Annotated[int, Path(ge=1)],
+    item: ProbeItem,
+    path: Annotated[str, Depends(probe_path)],
+    limit: Annotated[int, Query(ge=1)] = 5,
+    x_tag: Annotated[str, Header()] = "",
+) -> dict[str, object]:
+    # size < 1 when number <= limit: the response model refuses it, as a bug would.
+    return {"name": item.name + path + x_tag, "size": number - limit}
+
+
+JSON = [(b"content-type", b"application/json")]
+PROBES: list[tuple[str, bytes, list[tuple[bytes, bytes]], bytes]] = [
+    ("/probe/7", b"limit=2", [*JSON, (b"x-tag", b"t")], b'{"name": "a", "size": 1}'),
+    ("/probe/abc", b"limit=x", JSON, b'{"name": "", "size": "x"}'),
+    ("/probe/0", b"", JSON, b"[]"),
+    ("/probe/7", b"limit=2&limit=3", JSON, b""),
+    ("/probe/7", b"", JSON, b'{"name": '),
+    ("/probe/7", b"", [(b"content-type", b"text/plain")], b'{"name": "a", "size": 1}'),
+    ("/probe/2", b"", JSON, b'{"name": "a", "size": 1}'),
+]  # fmt: skip
+
+
+def run_probe() -> str | None:
+    """Serve PROBES through LeanRoute and FastAPI's handler; describe the first difference."""
+    return run_check(compare_probes)
+
+
+def run_check(check: Callable[[], Coroutine[Any, Any, str | None]]) -> str | None:
+    """Run an async start-up check to completion, in a thread of its own: the caller (a factory
+    such as create_app) may be running inside an event loop. An exception is a failed check."""
+    outcome: list[str | None] = []
+
+    def run() -> None:
+        try:
+            outcome.append(asyncio.run(check()))
+        except Exception as error:
+            outcome.append(f"the check failed: {type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=run, name="fast-path-check")
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+async def compare_probes() -> str | None:
+    app = FastAPI()
+    route = LeanRoute("/probe/{number}", probe_endpoint, methods=["POST"], status_code=201)
+    route.dependency_overrides_provider = app
+    app.router.routes.append(route)
+    if route.lean_app is None:
+        why = route.unprepared or "LeanRoute.lean() refuses it"
+        return f"LeanRoute cannot serve its probe route: {why}"
+    for path, query, headers, body in PROBES:
+        answers = []
+        for handler in (route.lean_app, route.fastapi_app):
+            route.app = handler
+            answers.append(await probe_answer(app, path, query, headers, body))
+        lean, stock = answers
+        if lean != stock:
+            return f"POST {path}?{query.decode()}: LeanRoute answered {lean}, FastAPI {stock}"
+    return None
+
+
+async def probe_answer(
+    app: ASGIApp, path: str, query: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[object, ...]:
+    """Status, headers and body sent for one request, or the exception the app let through."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": headers,
+        "client": ("127.0.0.1", 1),
+        "server": ("probe", 80),
+    }
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    try:
+        await app(scope, receive, send)
+    except Exception as error:
+        return ("raised", type(error).__name__, str(error))
+    start = next((m for m in sent if m["type"] == "http.response.start"), {})
+    return (
+        start.get("status"),
+        sorted(start.get("headers", [])),
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"),
+    )

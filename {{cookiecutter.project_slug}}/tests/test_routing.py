@@ -1,86 +1,180 @@
-"""LeanRoute answers exactly as FastAPI's own handler does, and steps aside when it cannot."""
+"""LeanRoute answers exactly as FastAPI's own handler does, and steps aside when it cannot.
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+The requests are derived from the app's OpenAPI document, so every route a team adds is
+compared too, and none is listed here by hand.
+"""
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import APIRouter, BackgroundTasks, FastAPI
 
+from app import routing
+from app.api import health, items
+from app.config import Settings
 from app.database import Database, get_database
+from app.main import create_app
 from app.routing import LeanRoute, include
-from tests.test_items import ITEM
+from tests.conftest import PROJECT_ROOT
 
 JSON = {"content-type": "application/json"}
-RAW_ITEM = b'{"name": "x", "price": 1}'
-
-REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
-    ("GET", "/", {}),
-    ("GET", "/health", {}),
-    ("GET", "/health/ready", {}),
-    ("GET", "/items/{id}", {}),
-    ("GET", "/items/0", {}),
-    ("GET", "/items/-5", {}),
-    ("GET", "/items/abc", {}),
-    ("GET", "/items/1.5", {}),
-    ("GET", "/items/9223372036854775808", {}),
-    ("GET", "/items/999999999", {}),
-    ("GET", "/items?limit=2", {}),
-    ("GET", "/items?limit=2&offset=1&unknown=x", {}),
-    ("GET", "/items?limit=2&limit=3", {}),
-    ("GET", "/items?limit=0", {}),
-    ("GET", "/items?limit=abc&offset=-1", {}),
-    ("GET", "/items?limit=101&offset=1000001", {}),
-    ("GET", "/items?limit=", {}),
-    ("POST", "/items", {"json": ITEM}),
-    ("POST", "/items", {"json": {**ITEM, "price": "12.50", "description": None}}),
-    ("POST", "/items", {"json": {"name": ""}}),
-    ("POST", "/items", {"json": {**ITEM, "extra": 1}}),
-    ("POST", "/items", {"json": {**ITEM, "price": "1e3"}}),
-    ("POST", "/items", {"json": {**ITEM, "price": 1.234}}),
-    ("POST", "/items", {"json": {**ITEM, "name": "a\x00b"}}),
-    ("POST", "/items", {"json": []}),
-    ("POST", "/items", {"json": "text"}),
-    ("POST", "/items", {"content": b'{"name": ', "headers": JSON}),
-    ("POST", "/items", {"content": b"\xff\xfe{}", "headers": JSON}),
-    ("POST", "/items", {"content": b"", "headers": JSON}),
-    ("POST", "/items", {"content": RAW_ITEM}),
-    *(
-        ("POST", "/items", {"content": RAW_ITEM, "headers": {"content-type": t}})
-        for t in (
-            "text/plain",
-            "application/merge-patch+json",
-            "Application/JSON; charset=utf-8",
-            "application",
-        )
-    ),
-]  # fmt: skip
+CONTENT_TYPES = ("text/plain", "application/merge-patch+json", "Application/JSON; charset=utf-8")
+Case = tuple[str, dict[str, Any]]  # a URL (with {id} for an id the service handed out), options
 
 
-def lean_routes(app: FastAPI) -> list[LeanRoute]:
-    return [route for route in app.routes if isinstance(route, LeanRoute)]
+def openapi() -> dict[str, Any]:
+    """The service's OpenAPI document (building it needs no database)."""
+    url = "postgresql://openapi@127.0.0.1/openapi"
+    settings = Settings(_env_file=None, database_url=url, log_level="WARNING")
+    return create_app(settings).openapi()
 
 
-@contextmanager
-def fastapi_handlers(app: FastAPI) -> Iterator[None]:
-    """Serve every LeanRoute with the handler FastAPI built for it, for the duration."""
-    routes = lean_routes(app)
-    lean = [route.app for route in routes]
-    for route in routes:
-        route.app = route.fastapi_app
-    try:
-        yield
-    finally:
-        for route, handler in zip(routes, lean, strict=True):
-            route.app = handler
+def resolve(document: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = document["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def valid(document: dict[str, Any], schema: dict[str, Any]) -> Any:
+    """A small value the schema accepts."""
+    schema = resolve(document, schema)
+    if "default" in schema:
+        return schema["default"]
+    if "anyOf" in schema:
+        return valid(document, schema["anyOf"][0])
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return {name: valid(document, properties[name]) for name in schema.get("required", [])}
+    if kind in ("integer", "number"):
+        return max(schema.get("minimum", 1), 1)
+    if kind == "array":
+        return []
+    if kind == "boolean":
+        return True
+    return "x" * max(schema.get("minLength", 1), 1)
+
+
+def wrong_values(schema: dict[str, Any]) -> list[Any]:
+    """Values at and beyond the schema's edges, and of other types."""
+    values: list[Any] = [None, [], {}, "text", "a\x00b", ""]
+    if "minimum" in schema:
+        values.append(schema["minimum"] - 1)
+    if "maximum" in schema:
+        values.append(schema["maximum"] + 1)
+    return [*values, "12.50", "1e3", 1.234, 2**63, -5]
+
+
+def parameter_cases(parameters: list[dict[str, Any]], path: str) -> list[str]:
+    """The path with valid parameters, then each parameter in turn wrong in several ways."""
+    valid_path = {p["name"]: "{id}" for p in parameters if p["in"] == "path"}
+    cases = [path.format(**valid_path)]
+    for parameter in parameters:
+        name, schema = parameter["name"], parameter["schema"]
+        raw = ["0", "-5", "abc", "1.5", "9223372036854775808", "999999999", ""]
+        raw += [str(schema[edge]) for edge in ("minimum", "maximum") if edge in schema]
+        if parameter["in"] == "path":
+            cases += [path.format(**{**valid_path, name: value}) for value in raw if value]
+        elif parameter["in"] == "query":
+            base = path.format(**valid_path)
+            cases += [f"{base}?{name}={value}" for value in raw]
+            cases.append(f"{base}?{name}=2&{name}=3&unknown=x")
+    return cases
+
+
+def body_cases(document: dict[str, Any], operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """A valid JSON body, then bodies wrong field by field, as a whole, and as bytes."""
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" not in content:
+        return [{}]
+    schema = resolve(document, content["application/json"]["schema"])
+    body = valid(document, schema)
+    cases: list[dict[str, Any]] = [{"json": body}, {"json": {**body, "unexpected": 1}}]
+    for name, field in schema.get("properties", {}).items():
+        cases += [{"json": {**body, name: value}} for value in wrong_values(field)]
+        cases.append({"json": {key: v for key, v in body.items() if key != name}})
+    raw = httpx.Request("POST", "/", json=body).content
+    cases += [{"json": value} for value in ([], "text", None)]
+    cases += [{"content": bad, "headers": JSON} for bad in (b'{"a": ', b"\xff\xfe{}", b"")]
+    cases.append({"content": raw})
+    cases += [{"content": raw, "headers": {"content-type": t}} for t in CONTENT_TYPES]
+    return cases
+
+
+def derived_requests() -> list[Any]:
+    """pytest params, one per operation: (method, [(url, options), ...])."""
+    document = openapi()
+    params = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            urls = parameter_cases(operation.get("parameters", []), path)
+            cases = [(url, body) for url in urls for body in body_cases(document, operation)]
+            params.append(pytest.param(method.upper(), cases, id=f"{method.upper()} {path}"))
+    return params
+
+
+REQUESTS = derived_requests()
+
+
+async def handed_out_ids(client: httpx.AsyncClient, document: dict[str, Any]) -> list[int]:
+    """Create one of everything the API creates; the ids it answers with."""
+    ids = []
+    for path, operations in document["paths"].items():
+        operation = operations.get("post")
+        if operation is None or "{" in path:
+            continue
+        body = body_cases(document, operation)[0]
+        created = (await client.post(path, **body)).json()
+        if isinstance(created, dict) and isinstance(created.get("id"), int):
+            ids.append(created["id"])
+    return ids or [1]
+
+
+@asynccontextmanager
+async def served(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a new app of `settings` whose requests run on the test's database."""
+    application = create_app(settings)
+
+    async def rolled_back_database() -> Database:
+        return db
+
+    application.dependency_overrides[get_database] = rolled_back_database
+    transport = httpx.ASGITransport(app=application)
+    async with (
+        application.router.lifespan_context(application),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
+        yield client
+
+
+@pytest.fixture
+async def stock_client(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    """The same service with FAST_PATHS=false: FastAPI's and the libraries' public paths."""
+    async with served(settings.model_copy(update={"fast_paths": False}), db) as client:
+        yield client
+
+
+@pytest.fixture
+def fresh_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forget the process's check, so the next app checks the (patched) internals again."""
+    monkeypatch.setattr(routing, "_checked", [])
 
 
 def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     """Status, headers and body, without what differs between two requests by design."""
     varying = ("x-request-id", "content-length")
     headers = {k: v for k, v in response.headers.items() if k not in varying}
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        return response.status_code, headers, response.content
     for record in [body, *body.get("items", [])] if isinstance(body, dict) else []:
         record.pop("id", None)
         record.pop("created_at", None)
@@ -88,33 +182,145 @@ def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     return response.status_code, headers, body
 
 
-def test_the_services_routes_are_all_lean(app: FastAPI) -> None:
-    routes = lean_routes(app)
-    assert {route.path for route in routes} == {
-        "/", "/health", "/health/ready", "/items", "/items/{item_id}", "/items/{item_id}/events"
-    }  # fmt: skip
-    # DELETE answers 204 with no body, so it has no response model: FastAPI's handler serves it.
-    handled_by_fastapi = [
-        (route.methods, route.path) for route in routes if route.app != route.handle_lean
-    ]
-    assert handled_by_fastapi == [({"DELETE"}, "/items/{item_id}")]
+async def differences(
+    method: str, cases: list[Case], client: httpx.AsyncClient, reference: httpx.AsyncClient
+) -> list[str]:
+    """Every case `client` answers otherwise than `reference`, or with a 500."""
+    found = []
+    ids = await handed_out_ids(client, openapi())
+    for url, options in cases:
+        url = url.format(id=ids[0])
+        answer = await client.request(method, url, **options)
+        expected = await reference.request(method, url, **options)
+        got, want = comparable(answer), comparable(expected)
+        if got != want or answer.status_code == 500:
+            found.append(f"{method} {url} {options}: {got} != {want}")
+    return found
 
 
-@pytest.mark.parametrize(("method", "url", "options"), REQUESTS)
+def served_lean(app: FastAPI) -> list[LeanRoute]:
+    return [r for r in app.routes if isinstance(r, LeanRoute) and r.app == r.lean_app]
+
+
+def test_requests_are_derived_from_every_operation() -> None:
+    operations = sum(len(operations) for operations in openapi()["paths"].values())
+    assert len(REQUESTS) == operations
+    assert all(len(param.values[1]) >= 1 for param in REQUESTS)
+
+
+def test_the_services_routes_are_lean_where_fastapi_allows(app: FastAPI) -> None:
+    if not app.state.settings.fast_paths or routing.fast_path_problem() is not None:
+        assert served_lean(app) == []
+        return
+    for router in (health.router, items.router):
+        for route in router.routes:
+            assert isinstance(route, LeanRoute)
+            assert route.lean_app is not None, route.path
+    assert {r.path for r in served_lean(app)} >= {r.path for r in items.router.routes}
+
+
+@pytest.mark.parametrize(("method", "cases"), REQUESTS)
 async def test_lean_answers_as_fastapi_does(
-    app: FastAPI, client: httpx.AsyncClient, method: str, url: str, options: dict[str, Any]
+    client: httpx.AsyncClient, stock_client: httpx.AsyncClient, method: str, cases: list[Case]
 ) -> None:
-    created = await client.post("/items", json=ITEM)
-    url = url.format(id=created.json()["id"])
-
-    lean = await client.request(method, url, **options)
-    with fastapi_handlers(app):
-        stock = await client.request(method, url, **options)
-
-    assert comparable(lean) == comparable(stock)
-    assert lean.status_code != 500
+    assert await differences(method, cases, client, stock_client) == []
 
 
+@contextmanager
+def logged(name: str) -> Iterator[list[str]]:
+    """The messages `name` logs meanwhile (create_app replaces the root's handlers: caplog's)."""
+    messages: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+# Tests of the lean path itself, which a FastAPI release that fails the check does not use
+# (there, the whole suite passing through FastAPI's handler is the proof).
+needs_the_internals = pytest.mark.skipif(
+    routing.fast_path_problem() is not None, reason=f"FastAPI: {routing.fast_path_problem()}"
+)
+
+
+@needs_the_internals
+@pytest.mark.usefixtures("fresh_check")
+async def test_an_internal_that_behaves_otherwise_turns_the_fast_path_off(
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Settings,
+    db: Database,
+    stock_client: httpx.AsyncClient,
+) -> None:
+    # A FastAPI release whose parameter validation no longer reports errors the same way.
+    monkeypatch.setattr(routing, "_validate_value_with_model_field", lambda **_: (None, []))
+
+    settings = settings.model_copy(update={"fast_paths": True})  # whatever FAST_PATHS says
+    with logged("app.routing") as warnings:
+        assert served_lean(create_app(settings)) == []  # the check runs here, once
+        async with served(settings, db) as client:
+            for method, cases in (param.values for param in REQUESTS):
+                assert await differences(method, cases, client, stock_client) == []
+
+    assert len(warnings) == 1, warnings
+    assert "routing fast path off" in warnings[0]
+    assert "LeanRoute answered" in warnings[0]
+
+
+def test_a_missing_internal_is_one_warning_not_an_import_error() -> None:
+    # A FastAPI release without a helper LeanRoute imports: the service imports, serves
+    # through include_router with FastAPI's handler, and says so once.
+    script = """
+import asyncio, sys, types, httpx, fastapi.dependencies.utils as utils
+# FastAPI as a release without the helper would be: its own code keeps working.
+hidden = types.ModuleType(utils.__name__)
+hidden.__dict__.update({k: v for k, v in vars(utils).items() if k != "_get_param_model"})
+sys.modules[utils.__name__] = hidden
+from app.config import Settings
+from app.main import create_app
+from app import routing
+
+async def main():
+    app = create_app(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1/x"))
+    create_app(Settings(_env_file=None, database_url="postgresql://x@127.0.0.1/x"))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+    ):
+        print((await client.get("/health")).status_code)
+        print((await client.post("/items", json={})).status_code)
+    print(routing.MISSING_INTERNAL)
+
+asyncio.run(main())
+"""
+    env = {**os.environ, "ACCESS_LOG": "false", "FAST_PATHS": "true"}
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    output = result.stdout.splitlines()  # the service logs JSON lines to stdout
+    warnings = [line for line in output if "routing fast path off" in line]
+    assert [line for line in output if line not in warnings][:2] == ["200", "422"]
+    assert len(warnings) == 1, result.stdout
+    assert "cannot import name" in warnings[0]
+
+
+def test_fast_paths_off_includes_routers_the_stock_way(settings: Settings) -> None:
+    app = create_app(settings.model_copy(update={"fast_paths": False}))
+    assert served_lean(app) == []
+    assert {path for path in app.openapi()["paths"]} == set(openapi()["paths"])
+
+
+@needs_the_internals
 def test_routes_lean_needs_more_than_the_list_keep_fastapis_handler() -> None:
     async def with_background_tasks(tasks: BackgroundTasks) -> dict[str, str]:
         return {}
@@ -128,10 +334,10 @@ def test_routes_lean_needs_more_than_the_list_keep_fastapis_handler() -> None:
     async def lean() -> dict[str, str]:
         return {}
 
-    route = LeanRoute("/x", lean)
-    assert route.app == route.handle_lean
+    assert LeanRoute("/x", lean).lean_app is not None
     for endpoint in (with_background_tasks, synchronous, no_response_model):
         route = LeanRoute("/x", endpoint)
+        assert route.lean_app is None, endpoint.__name__
         assert route.app is route.fastapi_app, endpoint.__name__
 
 

@@ -1,8 +1,12 @@
-"""GitHub Actions access: the OIDC provider, and a deploy role only this repository can assume.
+"""GitHub Actions access: the OIDC provider, an image-push role and a deploy role.
 
-The role ships a new image (ECR push, the migration task, `pulumi up` replacing task definitions
-and updating services). Changing the infrastructure itself stays with an administrator's
-credentials; widen the role deliberately if CI should own that too.
+The push role (trusted by the main branch) only pushes images to this stack's ECR repositories.
+The deploy role (trusted only by the stack's GitHub environment, so its required reviewers and
+branch rules always apply) ships an image: the migration task, `pulumi up` replacing task
+definitions and updating services. Changing the infrastructure itself stays with an
+administrator's credentials; widen the role deliberately if CI should own that too.
+`deploy_api_calls.py` lists every AWS call a deploy makes; the infra tests evaluate it against
+these policies.
 """
 
 from __future__ import annotations
@@ -33,14 +37,14 @@ ECR_PUSH_ACTIONS = [
     "ecr:PutImage",
     "ecr:UploadLayerPart",
 ]
+# The deploy only checks that the images exist; pushing is the push role's job.
+ECR_READ_ACTIONS = ["ecr:DescribeImages"]
 # Actions AWS offers no resource-level permissions for; they can only be granted on "*".
 UNSCOPED_ACTIONS = [
     "ec2:DescribeAvailabilityZones",
-    "ecr:GetAuthorizationToken",
     "ecs:DeregisterTaskDefinition",
     "ecs:DescribeTaskDefinition",
     "ecs:RegisterTaskDefinition",
-    "route53:ListHostedZones",
     "secretsmanager:GetRandomPassword",
 ]
 
@@ -57,10 +61,12 @@ class CiAccessArgs:
     log_group_name: pulumi.Input[str]
     state_bucket_name: str = ""
     secrets_kms_key_arn: str = ""
+    # The Route 53 zone the program looks up on every run (domainName set), else None.
+    hosted_zone_id: pulumi.Input[str] | None = None
 
 
 class CiAccess(pulumi.ComponentResource):
-    """Trust is narrowed to `repo:<owner>/<name>` on main and in the deploy environment."""
+    """Push role: `repo:<owner>/<name>` on main. Deploy role: only its GitHub environment."""
 
     def __init__(self, name: str, args: CiAccessArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("CiAccess"), name, None, opts)
@@ -75,27 +81,53 @@ class CiAccess(pulumi.ComponentResource):
                 thumbprint_lists=GITHUB_THUMBPRINTS,
                 opts=child,
             ).arn
-        self.role = aws.iam.Role(
+        repo = args.github_repository
+        self.role = self._role(
             f"{name}-deploy",
-            description=f"GitHub Actions deploys of {args.github_repository}",
-            assume_role_policy=pulumi.Output.json_dumps(trust_policy(provider_arn, args)),
-            max_session_duration=3600,
-            opts=child,
+            f"GitHub Actions deploys of {repo} (environment {args.deploy_environment})",
+            trust_policy(provider_arn, f"repo:{repo}:environment:{args.deploy_environment}"),
+            deploy_statements(args),
+            child,
         )
-        aws.iam.RolePolicy(
-            f"{name}-deploy",
-            role=self.role.id,
-            policy=pulumi.Output.json_dumps(
-                {"Version": "2012-10-17", "Statement": deploy_statements(args)}
-            ),
-            opts=child,
+        self.push_role = self._role(
+            f"{name}-push",
+            f"GitHub Actions image pushes of {repo} (main branch)",
+            trust_policy(provider_arn, f"repo:{repo}:ref:refs/heads/main"),
+            push_statements(args),
+            child,
         )
         self.deploy_role_arn = self.role.arn
-        self.register_outputs({"deploy_role_arn": self.deploy_role_arn})
+        self.push_role_arn = self.push_role.arn
+        self.register_outputs(
+            {"deploy_role_arn": self.deploy_role_arn, "push_role_arn": self.push_role_arn}
+        )
+
+    @staticmethod
+    def _role(
+        name: str,
+        description: str,
+        trust: dict,
+        statements: list[dict],
+        opts: pulumi.ResourceOptions,
+    ) -> aws.iam.Role:
+        role = aws.iam.Role(
+            name,
+            description=description,
+            assume_role_policy=pulumi.Output.json_dumps(trust),
+            max_session_duration=3600,
+            opts=opts,
+        )
+        aws.iam.RolePolicy(
+            name,
+            role=role.id,
+            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+            opts=opts,
+        )
+        return role
 
 
-def trust_policy(provider_arn: pulumi.Input[str], args: CiAccessArgs) -> dict:
-    repo = args.github_repository
+def trust_policy(provider_arn: pulumi.Input[str], subject: str) -> dict:
+    """Only GitHub tokens of exactly `subject` (one branch, or one environment) may assume."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -104,12 +136,9 @@ def trust_policy(provider_arn: pulumi.Input[str], args: CiAccessArgs) -> dict:
                 "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
                 "Condition": {
-                    "StringEquals": {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com"},
-                    "StringLike": {
-                        f"{GITHUB_OIDC_HOST}:sub": [
-                            f"repo:{repo}:ref:refs/heads/main",
-                            f"repo:{repo}:environment:{args.deploy_environment}",
-                        ]
+                    "StringEquals": {
+                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
+                        f"{GITHUB_OIDC_HOST}:sub": subject,
                     },
                 },
             }
@@ -117,13 +146,26 @@ def trust_policy(provider_arn: pulumi.Input[str], args: CiAccessArgs) -> dict:
     }
 
 
+def _account_and_region() -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+    return aws.get_caller_identity_output().account_id, aws.get_region_output().region
+
+
 def deploy_statements(args: CiAccessArgs) -> list[dict]:
-    account = aws.get_caller_identity_output().account_id
-    region = aws.get_region_output().region
+    account, region = _account_and_region()
     cluster_name = pulumi.Output.from_input(args.cluster_arn).apply(lambda a: a.split("/")[-1])
     statements: list[dict] = [
         {"Effect": "Allow", "Action": UNSCOPED_ACTIONS, "Resource": "*"},
-        {"Effect": "Allow", "Action": ECR_PUSH_ACTIONS, "Resource": list(args.repository_arns)},
+        {
+            "Effect": "Allow",
+            # aws:defaultTags (Pulumi.yaml) go with every RegisterTaskDefinition, and ECS then
+            # authorises ecs:TagResource too; only as part of that registration.
+            "Action": ["ecs:TagResource"],
+            "Resource": pulumi.Output.format(
+                "arn:aws:ecs:{0}:{1}:task-definition/*", region, account
+            ),
+            "Condition": {"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}},
+        },
+        {"Effect": "Allow", "Action": ECR_READ_ACTIONS, "Resource": list(args.repository_arns)},
         {
             "Effect": "Allow",
             "Action": ["ecs:RunTask"],
@@ -157,22 +199,42 @@ def deploy_statements(args: CiAccessArgs) -> list[dict]:
             ),
         },
     ]
-    if args.state_bucket_name:
-        bucket = f"arn:aws:s3:::{args.state_bucket_name}"
+    if args.hosted_zone_id is not None:
+        # route53.get_zone (dns.py) runs on every `pulumi up`: ListHostedZones to find the zone
+        # by name, then GetHostedZone and ListTagsForResource on it.
         statements += [
-            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket},
+            {"Effect": "Allow", "Action": ["route53:ListHostedZones"], "Resource": "*"},
             {
                 "Effect": "Allow",
-                "Action": ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-                "Resource": f"{bucket}/*",
+                "Action": ["route53:GetHostedZone", "route53:ListTagsForResource"],
+                "Resource": pulumi.Output.concat(
+                    "arn:aws:route53:::hostedzone/", args.hosted_zone_id
+                ),
             },
         ]
+    return statements + state_statements(args, write=True)
+
+
+def push_statements(args: CiAccessArgs) -> list[dict]:
+    """Push images to this stack's repositories and read the stack's outputs; nothing else."""
+    return [
+        {"Effect": "Allow", "Action": ["ecr:GetAuthorizationToken"], "Resource": "*"},
+        {"Effect": "Allow", "Action": ECR_PUSH_ACTIONS, "Resource": list(args.repository_arns)},
+        *state_statements(args, write=False),
+    ]
+
+
+def state_statements(args: CiAccessArgs, *, write: bool) -> list[dict]:
+    """The S3 state backend and the KMS secrets provider, when the stack config names them."""
+    statements: list[dict] = []
+    if args.state_bucket_name:
+        bucket = f"arn:aws:s3:::{args.state_bucket_name}"
+        objects = ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"] if write else ["s3:GetObject"]
+        statements += [
+            {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket},
+            {"Effect": "Allow", "Action": objects, "Resource": f"{bucket}/*"},
+        ]
     if args.secrets_kms_key_arn:
-        statements.append(
-            {
-                "Effect": "Allow",
-                "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-                "Resource": args.secrets_kms_key_arn,
-            }
-        )
+        keys = ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"] if write else ["kms:Decrypt"]
+        statements.append({"Effect": "Allow", "Action": keys, "Resource": args.secrets_kms_key_arn})
     return statements

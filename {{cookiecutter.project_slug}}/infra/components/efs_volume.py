@@ -34,7 +34,9 @@ class EfsVolumeArgs:
 
 
 class EfsVolume(pulumi.ComponentResource):
-    """NFS admitted from the client group only; TLS and IAM authorisation on every mount."""
+    """NFS admitted from the client group only; TLS and IAM authorisation on every mount, enforced
+    by the file system's own policy (task definitions ask for them; the policy refuses clients
+    that do not)."""
 
     def __init__(self, name: str, args: EfsVolumeArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("EfsVolume"), name, None, opts)
@@ -44,6 +46,12 @@ class EfsVolume(pulumi.ComponentResource):
             encrypted=True,
             performance_mode="generalPurpose",
             throughput_mode="elastic",
+            opts=child,
+        )
+        aws.efs.FileSystemPolicy(
+            f"{name}-policy",
+            file_system_id=self.file_system.id,
+            policy=pulumi.Output.json_dumps(file_system_policy(self.file_system.arn)),
             opts=child,
         )
         aws.efs.BackupPolicy(
@@ -128,3 +136,30 @@ class EfsVolume(pulumi.ComponentResource):
                 },
             }
         ]
+
+
+def file_system_policy(file_system_arn: pulumi.Input[str]) -> dict:
+    """Any policy ends EFS's default of trusting every NFS client: mounts must then be IAM
+    authorised (by the account's identity policies, i.e. the task roles), and over TLS."""
+    account = aws.get_caller_identity_output().account_id
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "IamAuthorisedClientsOfThisAccount",
+                "Effect": "Allow",
+                "Principal": {"AWS": pulumi.Output.format("arn:aws:iam::{0}:root", account)},
+                "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+                "Resource": file_system_arn,
+                "Condition": {"Bool": {"elasticfilesystem:AccessedViaMountTarget": "true"}},
+            },
+            {
+                "Sid": "TlsOnly",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "*",
+                "Resource": file_system_arn,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+        ],
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass
 
 import pulumi
@@ -11,12 +12,26 @@ import pulumi_aws as aws
 from components.naming import type_token
 
 AZ_COUNT = 2
+FLOW_LOGS_TRUST = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+)
 
 
 @dataclass
 class NetworkArgs:
     cidr_block: str
     nat_gateway: str  # single | one_per_az | none
+    flow_logs: bool = False
+    log_retention_days: int = 30
 
 
 class Network(pulumi.ComponentResource):
@@ -76,6 +91,8 @@ class Network(pulumi.ComponentResource):
 
         self.nat_gateways = self._nat_gateways(name, args.nat_gateway, child)
         self._private_routes(name, child)
+        if args.flow_logs:
+            self._flow_logs(name, args.log_retention_days, child)
 
         self.vpc_id = self.vpc.id
         self.public_subnet_ids = [s.id for s in self.public_subnets]
@@ -105,6 +122,44 @@ class Network(pulumi.ComponentResource):
                 )
             )
         return gateways
+
+    def _flow_logs(self, name: str, retention_days: int, child: pulumi.ResourceOptions) -> None:
+        """Accepted and rejected traffic of the whole VPC, for incident forensics."""
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs", retention_in_days=retention_days, opts=child
+        )
+        role = aws.iam.Role(f"{name}-flow-logs", assume_role_policy=FLOW_LOGS_TRUST, opts=child)
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=pulumi.Output.json_dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": [
+                                "logs:CreateLogStream",
+                                "logs:DescribeLogStreams",
+                                "logs:PutLogEvents",
+                            ],
+                            "Resource": pulumi.Output.concat(log_group.arn, ":*"),
+                        }
+                    ],
+                }
+            ),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=self.vpc.id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=log_group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            opts=child,
+        )
 
     def _private_routes(self, name: str, child: pulumi.ResourceOptions) -> None:
         """Each private subnet routes to the NAT of its AZ, or the single NAT, or nowhere."""

@@ -48,6 +48,8 @@ LIFECYCLE_POLICY = json.dumps(
 @dataclass
 class RegistryArgs:
     image_names: Sequence[str]  # one repository each, e.g. "app"
+    # A disposable stack (no deletion protection) deletes its repositories with their images.
+    force_delete: bool = False
 
 
 class Registry(pulumi.ComponentResource):
@@ -63,6 +65,7 @@ class Registry(pulumi.ComponentResource):
                 image_tag_mutability="IMMUTABLE",
                 image_scanning_configuration={"scan_on_push": True},
                 encryption_configurations=[{"encryption_type": "AES256"}],
+                force_delete=args.force_delete,
                 opts=child,
             )
             aws.ecr.LifecyclePolicy(
@@ -75,5 +78,5 @@ class Registry(pulumi.ComponentResource):
         self.repository_urls = {image: r.repository_url for image, r in self.repositories.items()}
         self.register_outputs({"repository_urls": self.repository_urls})
 
-    def image(self, name: str, tag: str) -> pulumi.Output[str]:
+    def image(self, name: str, tag: pulumi.Input[str]) -> pulumi.Output[str]:
         return pulumi.Output.concat(self.repositories[name].repository_url, ":", tag)

@@ -27,6 +27,10 @@ LIVENESS_PATH = "/health"
 # well before ECS kills it, so in-flight requests finish.
 DEREGISTRATION_DELAY_SECONDS = 20
 MIGRATION_COMMAND = ["alembic", "upgrade", "head"]
+# The app writes nothing to its image's file system, so it runs read-only; /tmp is a task-local
+# scratch volume (Fargate has no tmpfs) for libraries that create temporary files.
+SCRATCH_VOLUME = "tmp"
+SCRATCH_PATH = "/tmp"
 CATCH_ALL_PRIORITY = 50000  # the lowest: every more specific path rule goes first
 SCALE_OUT_COOLDOWN = 60
 SCALE_IN_COOLDOWN = 300
@@ -179,6 +183,10 @@ class AppService(pulumi.ComponentResource):
             "logConfiguration": log_configuration(args.log_group_name, log_prefix),
             # tini as PID 1 forwards SIGTERM to uvicorn and reaps zombies.
             "linuxParameters": {"initProcessEnabled": True},
+            "readonlyRootFilesystem": True,
+            "mountPoints": [
+                {"sourceVolume": SCRATCH_VOLUME, "containerPath": SCRATCH_PATH, "readOnly": False}
+            ],
         }
         if command is None:
             container["portMappings"] = [{"containerPort": APP_PORT, "protocol": "tcp"}]
@@ -195,6 +203,7 @@ class AppService(pulumi.ComponentResource):
             runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
             execution_role_arn=self.execution_role.arn,
             task_role_arn=self.task_role.arn,
+            volumes=[{"name": SCRATCH_VOLUME}],
             container_definitions=pulumi.Output.json_dumps([container]),
             opts=child,
         )

@@ -1,4 +1,5 @@
-"""Optional WAF on the ALB: AWS managed rule groups plus a per-IP rate limit."""
+"""Optional WAF on the ALB: AWS managed rule groups plus a per-IP rate limit, logged to
+CloudWatch Logs (credentials and cookies redacted)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ MANAGED_RULE_GROUPS = (
 )
 # Requests per IP per 5 minutes before WAF blocks; generous for an API, stops a single flooder.
 RATE_LIMIT = 2000
+# WAF only logs to log groups whose name starts with this.
+WAF_LOG_GROUP_PREFIX = "aws-waf-logs-"
+REDACTED_HEADERS = ("authorization", "cookie")
 
 
 @dataclass
 class WafArgs:
     load_balancer_arn: pulumi.Input[str]
+    log_retention_days: int = 30
 
 
 def _visibility(metric: str) -> dict:
@@ -78,6 +83,19 @@ class Waf(pulumi.ComponentResource):
             f"{name}-alb",
             resource_arn=args.load_balancer_arn,
             web_acl_arn=self.web_acl.arn,
+            opts=child,
+        )
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"{WAF_LOG_GROUP_PREFIX}{pulumi.get_project()}-{pulumi.get_stack()}",
+            retention_in_days=args.log_retention_days,
+            opts=child,
+        )
+        aws.wafv2.WebAclLoggingConfiguration(
+            f"{name}-logs",
+            resource_arn=self.web_acl.arn,
+            log_destination_configs=[log_group.arn],
+            redacted_fields=[{"single_header": {"name": header}} for header in REDACTED_HEADERS],
             opts=child,
         )
         self.web_acl_arn = self.web_acl.arn

@@ -22,6 +22,7 @@ class Resource:
     parent: str
     id: str
     inputs: dict[str, Any]
+    state: dict[str, Any]  # inputs plus what the (mocked) provider computed: arn, name, ...
     dependencies: tuple[str, ...]
     registered_outputs: tuple[str, ...] | None
 
@@ -53,6 +54,7 @@ class Deployment:
                 parent=r["parent"],
                 id=r["id"],
                 inputs=r["inputs"],
+                state=r["state"],
                 dependencies=tuple(r["dependencies"]),
                 registered_outputs=(
                     None if r["registered_outputs"] is None else tuple(r["registered_outputs"])
@@ -62,6 +64,8 @@ class Deployment:
         ]
         self.outputs = {key: o["value"] for key, o in recorded["outputs"].items()}
         self.secret_outputs = {key for key, o in recorded["outputs"].items() if o["secret"]}
+        # Data sources the program called, in order: {"token", "args"}.
+        self.calls: list[dict[str, Any]] = recorded["calls"]
         self._by_id = {r.id: r for r in self.resources}
         self._by_urn = {r.urn: r for r in self.resources}
 

@@ -1,5 +1,6 @@
-"""Pulumi mocks for the infra tests: realistic provider-computed outputs, answered lookups, and a
-monitor that records every registered resource with its parent and explicit dependencies."""
+"""Pulumi mocks for the infra tests: realistic provider-computed outputs, answered lookups (each
+call recorded), and a monitor that records every registered resource with its parent and
+explicit dependencies."""
 
 from __future__ import annotations
 
@@ -16,6 +17,11 @@ HOSTED_ZONE_ID = "Z0123456789MOCKZONE"
 # resource but the SecretVersion that stores it, and in no stack output.
 RANDOM_PASSWORD = "MockRandomPassword0123456789abcd"
 AUTONAME_SUFFIX = "-0a1b2c3"
+# The tag the stack exported on its previous update (what its own StackReference reads back);
+# a stack named NEVER_DEPLOYED_STACK has no previous update, hence no outputs.
+RUNNING_IMAGE_TAG = "running0123"
+NEVER_DEPLOYED_STACK = "fresh"
+ELB_ACCOUNT_ARN = "arn:aws:iam::127311923021:root"  # us-east-1's ELB log-delivery account
 
 
 def _service(type_token: str) -> str:
@@ -45,6 +51,9 @@ def _computed(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         state["arnSuffix"] = f"targetgroup/{physical}/73e2d6bc24d8a067"
     elif type_token == "aws:ecr/repository:Repository":
         state["repositoryUrl"] = f"{ACCOUNT_ID}.dkr.ecr.{REGION}.amazonaws.com/{physical}"
+    elif type_token == "aws:ecs/service:Service":
+        cluster = str(inputs.get("cluster", "")).split("/")[-1]
+        state["arn"] = f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:service/{cluster}/{physical}"
     elif type_token == "aws:ecs/cluster:Cluster":
         state["arn"] = f"arn:aws:ecs:{REGION}:{ACCOUNT_ID}:cluster/{physical}"
     elif type_token == "aws:ecs/taskDefinition:TaskDefinition":
@@ -93,15 +102,29 @@ class InfraMocks(pulumi.runtime.Mocks):
 
     def __init__(self) -> None:
         self.inputs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.states: dict[tuple[str, str], dict[str, Any]] = {}
+        # Every data source (invoke) the program called: {"token", "args", "result"}.
+        self.calls: list[dict[str, Any]] = []
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         self.inputs[(args.typ, args.name)] = args.inputs
         resource_id = f"{args.typ.split(':')[-1].lower()}-{args.name}"
+        if args.typ == "pulumi:pulumi:StackReference":  # a read: `custom` is unset
+            fresh = str(args.inputs.get("name", "")).endswith(f"/{NEVER_DEPLOYED_STACK}")
+            outputs = {} if fresh else {"image_tag": RUNNING_IMAGE_TAG}
+            return args.name, {**args.inputs, "outputs": outputs, "secretOutputNames": []}
         if not args.custom:
             return resource_id, {}
-        return resource_id, {**args.inputs, **_computed(args.typ, args.name, args.inputs)}
+        state = {**args.inputs, **_computed(args.typ, args.name, args.inputs)}
+        self.states[(args.typ, args.name)] = state
+        return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
+        result = self._answer(args)
+        self.calls.append({"token": args.token, "args": dict(args.args), "result": result})
+        return result
+
+    def _answer(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
         token = args.token
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             return {"id": REGION, "names": ZONES, "zoneIds": ["use1-az1", "use1-az2", "use1-az4"]}
@@ -118,6 +141,8 @@ class InfraMocks(pulumi.runtime.Mocks):
             return {"id": "aws", "partition": "aws", "dnsSuffix": "amazonaws.com"}
         if token == "aws:route53/getZone:getZone":
             return {"id": HOSTED_ZONE_ID, "zoneId": HOSTED_ZONE_ID, "name": args.args["name"]}
+        if token == "aws:elb/getServiceAccount:getServiceAccount":
+            return {"id": ELB_ACCOUNT_ARN.split(":")[4], "arn": ELB_ACCOUNT_ARN}
         if token == "aws:secretsmanager/getRandomPassword:getRandomPassword":
             return {"id": "mock", "randomPassword": RANDOM_PASSWORD}
         raise NotImplementedError(f"the infra mocks do not answer {token}; add it to mocks.py")

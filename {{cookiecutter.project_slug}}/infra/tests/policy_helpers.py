@@ -92,6 +92,11 @@ def containers(task_definition: Resource) -> list[dict]:
     return task_definition.json("containerDefinitions")
 
 
+def efs_volumes(task_definition: Resource) -> list[dict]:
+    """The task's EFS volumes (others are task-local scratch space)."""
+    return [v for v in task_definition.get("volumes") or [] if v.get("efsVolumeConfiguration")]
+
+
 def task_definition_of(deployment: Deployment, service: Resource) -> Resource:
     arn = service.get("taskDefinition")
     for definition in deployment.of_type(TASK_DEFINITION):

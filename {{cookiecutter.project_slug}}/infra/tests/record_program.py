@@ -1,7 +1,8 @@
 """Run the Pulumi program under mocks, once per request, and print what it declared as JSON.
 
 Each request is {"stack": "...", "config": {"<key>": value, ...}} with keys as in Pulumi.yaml
-(un-namespaced keys belong to the project); each result is {"resources": [...], "outputs": {...}}.
+(un-namespaced keys belong to the project); each result is
+{"resources": [...], "outputs": {...}, "calls": [...]}.
 """
 
 from __future__ import annotations
@@ -73,10 +74,14 @@ def record_one(project: dict, request: dict[str, Any]) -> dict[str, Any]:
     resources = []
     # Registration order varies with thread scheduling; URN order does not.
     for registration in sorted(monitor.registrations, key=lambda r: r["urn"]):
-        inputs = mocks.inputs.get((registration["type"], registration["name"]), {})
+        key = (registration["type"], registration["name"])
+        inputs = mocks.inputs.get(key, {})
+        state = mocks.states.get(key, {})
         registered = monitor.component_outputs.get(registration["urn"])
-        resources.append({**registration, "inputs": inputs, "registered_outputs": registered})
-    return {"resources": resources, "outputs": outputs}
+        resources.append(
+            {**registration, "inputs": inputs, "state": state, "registered_outputs": registered}
+        )
+    return {"resources": resources, "outputs": outputs, "calls": mocks.calls}
 
 
 def main() -> None:

@@ -13,28 +13,45 @@ def deploy_role(deployment):
     return deployment.one(ROLE, "-ci-deploy")
 
 
-def test_only_this_repository_on_main_or_its_environment_may_assume(default):
-    repo = default.cfg("githubRepository")
-    (statement,) = deploy_role(default).json("assumeRolePolicy")["Statement"]
+def push_role(deployment):
+    return deployment.one(ROLE, "-ci-push")
+
+
+def subjects(role) -> list[str]:
+    (statement,) = role.json("assumeRolePolicy")["Statement"]
     assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
-    conditions = statement["Condition"]
-    assert conditions["StringEquals"] == {
-        "token.actions.githubusercontent.com:aud": "sts.amazonaws.com"
-    }
-    subjects = conditions["StringLike"]["token.actions.githubusercontent.com:sub"]
-    assert subjects == [
-        f"repo:{repo}:ref:refs/heads/main",
-        f"repo:{repo}:environment:{default.stack}",
-    ]
-    assert all("*" not in subject for subject in subjects)
+    assert set(statement["Condition"]) == {"StringEquals"}, "no wildcard subjects (StringLike)"
+    conditions = statement["Condition"]["StringEquals"]
+    assert conditions["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+    return as_list(conditions["token.actions.githubusercontent.com:sub"])
+
+
+def test_deploy_role_trusts_only_the_environment_and_push_role_only_main(variant):
+    """A job on main without the environment (and its required reviewers) cannot deploy."""
+    repo = variant.cfg("githubRepository")
+    environment = variant.cfg("deployEnvironment") or variant.stack
+    assert subjects(deploy_role(variant)) == [f"repo:{repo}:environment:{environment}"]
+    assert subjects(push_role(variant)) == [f"repo:{repo}:ref:refs/heads/main"]
+
+
+def test_push_role_may_only_push_images_and_read_state(variant):
+    policy = variant.one("aws:iam/rolePolicy:RolePolicy", "-ci-push").json("policy")
+    actions = {a for statement in policy["Statement"] for a in as_list(statement["Action"])}
+    assert "ecr:PutImage" in actions
+    assert {a.split(":")[0] for a in actions} <= {"ecr", "s3", "kms"}
+    assert not actions & {"s3:PutObject", "s3:DeleteObject", "kms:Encrypt"}
+    deploy = variant.one("aws:iam/rolePolicy:RolePolicy", "-ci-deploy").json("policy")
+    deploy_actions = {a for statement in deploy["Statement"] for a in as_list(statement["Action"])}
+    assert "ecr:PutImage" not in deploy_actions
 
 
 def test_an_existing_oidc_provider_is_reused(recorder):
     arn = GITHUB_OIDC_PROVIDER_ARN
     deployment = recorder.get({"githubOidcProviderArn": arn})
     assert not deployment.of_type(PROVIDER)
-    (statement,) = deploy_role(deployment).json("assumeRolePolicy")["Statement"]
-    assert statement["Principal"]["Federated"] == arn
+    for role in (deploy_role(deployment), push_role(deployment)):
+        (statement,) = role.json("assumeRolePolicy")["Statement"]
+        assert statement["Principal"]["Federated"] == arn
 
 
 def test_deploy_role_is_scoped_to_this_stack(default):
@@ -51,7 +68,7 @@ def test_deploy_role_is_scoped_to_this_stack(default):
     assert by_action["ecs:RunTask"]["Condition"]["ArnEquals"]["ecs:cluster"].startswith(
         "arn:aws:ecs:"
     )
-    assert all(":repository/" in arn for arn in by_action["ecr:PutImage"]["Resource"])
+    assert all(":repository/" in arn for arn in by_action["ecr:DescribeImages"]["Resource"])
     assert all(":service/" in arn for arn in by_action["ecs:UpdateService"]["Resource"])
 
 

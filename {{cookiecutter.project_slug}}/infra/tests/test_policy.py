@@ -21,6 +21,7 @@ from policy_helpers import (
     alb_security_group_ids,
     as_list,
     containers,
+    efs_volumes,
     ingress_rules,
     is_secret_wrapped,
     policy_documents,
@@ -65,7 +66,7 @@ def test_data_stores_are_private_and_encrypted(variant: Deployment):
     for log_group in variant.of_type("aws:cloudwatch/logGroup:LogGroup"):
         assert log_group.get("retentionInDays", 0) > 0
     for definition in variant.of_type(TASK_DEFINITION):
-        for volume in definition.get("volumes") or []:
+        for volume in efs_volumes(definition):
             efs = volume["efsVolumeConfiguration"]
             assert efs["transitEncryption"] == "ENABLED", f"{definition.name} mounts EFS in clear"
             assert efs["authorizationConfig"]["iam"] == "ENABLED"
@@ -191,7 +192,7 @@ def test_single_copy_services_can_never_run_two_tasks(variant: Deployment):
     """Services that mount EFS (containerised Postgres, monitoring) own a data directory."""
     scaled = {t.get("resourceId") for t in variant.of_type("aws:appautoscaling/target:Target")}
     stateful = [
-        s for s in variant.of_type(ECS_SERVICE) if task_definition_of(variant, s).get("volumes")
+        s for s in variant.of_type(ECS_SERVICE) if efs_volumes(task_definition_of(variant, s))
     ]
     for service in stateful:
         assert service.get("desiredCount") == 1, service.name
@@ -226,7 +227,9 @@ def test_listener_rules_forward_only_to_declared_target_groups(variant: Deployme
     for rule in variant.of_type(LISTENER_RULE):
         priorities.append(rule.get("priority"))
         for action in rule.get("actions"):
-            assert action["targetGroupArn"] in arns
+            assert action["type"] in {"forward", "fixed-response"}, rule.name
+            if action["type"] == "forward":
+                assert action["targetGroupArn"] in arns
     assert len(priorities) == len(set(priorities))
 
 
@@ -263,6 +266,7 @@ def test_services_wait_for_capacity_providers_listener_rules_and_mounts(variant:
         action["targetGroupArn"]: rule.urn
         for rule in variant.of_type(LISTENER_RULE)
         for action in rule.get("actions")
+        if action["type"] == "forward"
     }
     for service in variant.of_type(ECS_SERVICE):
         depends = set(service.dependencies)
@@ -271,7 +275,7 @@ def test_services_wait_for_capacity_providers_listener_rules_and_mounts(variant:
             assert rules_by_group[balancer["targetGroupArn"]] in depends, (
                 f"{service.name} does not wait for its listener rule"
             )
-        if task_definition_of(variant, service).get("volumes"):
+        if efs_volumes(task_definition_of(variant, service)):
             assert any("MountTarget" in urn for urn in depends), (
                 f"{service.name} does not wait for its EFS mount targets"
             )

@@ -16,6 +16,7 @@ GITHUB_OIDC_PROVIDER_ARN = (
 VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
     ("defaults", "prod", {}),
     ("dev-stack", "dev", {}),
+    ("never-deployed", "fresh", {}),  # the first `pulumi up`: no previous outputs
     ("spot-off", "prod", {"useFargateSpot": False}),
     ("spot-on", "prod", {"useFargateSpot": True}),
     ("nat-none", "prod", {"natGateway": "none"}),
@@ -66,4 +67,6 @@ VARIANT_IDS = [variant_id for variant_id, _, _ in VARIANTS]
 # (a run missing from this list still works, just serially).
 COMPONENT_RUNS: list[tuple[str, dict[str, Any]]] = [
     ("prod", {"minTasks": 3, "maxTasks": 2}),  # invalid on purpose
+    ("prod", {"imageTag": "next0456"}),  # a deploy: what a new image changes
 ]
+NEXT_IMAGE_TAG = "next0456"
