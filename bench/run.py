@@ -1,13 +1,15 @@
-"""Benchmark the rendered service against a raw-ASGI + asyncpg floor (issue 6), in one run.
+"""Benchmark the rendered service against a raw-ASGI + asyncpg floor (issues 6, 12), in one run.
 
-    python bench/run.py            # 3 interleaved rounds of 10 s per workload (about 6 minutes)
+    python bench/run.py            # 3 interleaved rounds of 10 s per workload (about 10 minutes)
     python bench/run.py --quick    # 1 round of 2 s: proves the harness works (about 1 minute)
 
 Renders the default project, migrates and seeds a database of its own, starts the app with its
-production command (one worker, core 0) and bench/reference_app.py (core 0), drives both with
-wrk (core 1), then prints rps/p50/p99 per workload, the app/reference ratios against the targets,
-the app worker's memory and its cold start, and writes the same as JSON. Stdlib only: whatever
-needs asyncpg runs in the rendered project's venv.
+production command (one worker, core 0), the same app with every fast path forced to its
+library fallback (FAST_PATHS=false; --no-fallback leaves it out) and bench/reference_app.py
+(core 0), drives them with wrk (core 1), then prints rps/p50/p99 per workload, the
+app/reference ratios against the targets, the fallback's ratios (no target: they show what the
+fast paths buy), the app worker's memory and its cold start, and writes the same as JSON.
+Stdlib only: whatever needs asyncpg runs in the rendered project's venv.
 """
 
 import argparse
@@ -37,6 +39,7 @@ P99_LIMIT = 3.0  # app p99 at most 3x the reference's
 RSS_LIMIT_MB = 100.0
 COLD_START_LIMIT_S = 1.5
 SYSTEMS = ("app", "ref")
+FALLBACK = "fallback"  # the app with FAST_PATHS=false
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,11 +61,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="extra environment for the app, e.g. DB_POOL_SIZE=20 (repeatable)",
     )
     parser.add_argument(
+        "--workloads", default="", help="comma-separated keys to run, e.g. W3,W4 (default: all)"
+    )
+    parser.add_argument(
+        "--no-fallback",
+        dest="fallback",
+        action="store_false",
+        help="skip the app with every fast path forced to its fallback (FAST_PATHS=false)",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="py-spy the app worker in round 1, raw stacks to this dir"
     )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds, args.duration, args.warmup, args.items = 1, 2, 1, 1_000
+    keys = {key for key in args.workloads.split(",") if key}
+    args.workloads = [w for w in WORKLOADS if not keys or w.key in keys]
+    if unknown := keys - {w.key for w in WORKLOADS}:
+        parser.error(f"--workloads: unknown {sorted(unknown)}")
     return args
 
 
@@ -219,9 +235,9 @@ def memory_mb(pid: int) -> dict[str, float]:
     }
 
 
-def start_servers(stack, project, database_url, app_env) -> tuple[str, str, int, float]:
-    """Start the app and the reference, both on APP_CPU; return their URLs, the app worker's
-    pid and the app's cold start."""
+def start_servers(stack, project, database_url, app_env, fallback) -> tuple[dict, int, float]:
+    """Start the app, the reference and (with `fallback`) the app with FAST_PATHS=false, all on
+    APP_CPU; return their URLs by system, the app worker's pid and the app's cold start."""
     env = {
         **os.environ,
         "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
@@ -233,6 +249,7 @@ def start_servers(stack, project, database_url, app_env) -> tuple[str, str, int,
     pin = ["taskset", "-c", str(APP_CPU)]
     app_port, ref_port = free_port(), free_port()
     app_url, ref_url = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{ref_port}"
+    app_env = dict(item.split("=", 1) for item in app_env)
 
     started = time.perf_counter()
     with open(project.parent / "app.log", "wb") as log:  # the access log, as production writes
@@ -240,11 +257,25 @@ def start_servers(stack, project, database_url, app_env) -> tuple[str, str, int,
             stack,
             pin + production_command(project, app_port),
             cwd=project,
-            env={**env, **dict(item.split("=", 1) for item in app_env)},
+            env={**env, **app_env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
     cold_start = wait_ready(app_url, app, started)
+    urls = {"app": app_url, "ref": ref_url}
+    if fallback:
+        port = free_port()
+        urls[FALLBACK] = f"http://127.0.0.1:{port}"
+        with open(project.parent / "fallback.log", "wb") as log:
+            slow = start(
+                stack,
+                pin + production_command(project, port),
+                cwd=project,
+                env={**env, **app_env, "FAST_PATHS": "false"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_ready(urls[FALLBACK], slow, time.perf_counter())
 
     reference = [
         "uvicorn",
@@ -259,8 +290,10 @@ def start_servers(stack, project, database_url, app_env) -> tuple[str, str, int,
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     ref = start(stack, pin + reference, cwd=project, env=env, **quiet)
     wait_ready(ref_url, ref, time.perf_counter())
-    check_same_json(app_url, ref_url)
-    return app_url, ref_url, worker_pid(app.pid), cold_start
+    for system, url in urls.items():
+        if system != "ref":
+            check_same_json(url, ref_url)
+    return urls, worker_pid(app.pid), cold_start
 
 
 def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) -> None:
@@ -271,15 +304,15 @@ def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) ->
     start(stack, command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def measure(args, stack, app_url, ref_url, app_pid) -> dict[str, dict[str, list[WrkResult]]]:
-    """Every workload, app then reference, round after round."""
+def measure(args, stack, urls, app_pid) -> dict[str, dict[str, list[WrkResult]]]:
+    """Every workload, app then reference (then the fallback), round after round."""
     results: dict[str, dict[str, list[WrkResult]]] = {
-        w.key: {s: [] for s in SYSTEMS} for w in WORKLOADS
+        w.key: {s: [] for s in urls} for w in args.workloads
     }
     options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
     for round_no in range(1, args.rounds + 1):
-        for workload in WORKLOADS:
-            for system, url in zip(SYSTEMS, (app_url, ref_url), strict=True):
+        for workload in args.workloads:
+            for system, url in urls.items():
                 run_wrk(workload, url, seconds=args.warmup, **options)
                 if args.profile and round_no == 1 and system == "app":
                     profile(stack, app_pid, args.duration, args.profile / f"{workload.key}.txt")
@@ -296,10 +329,9 @@ def measure(args, stack, app_url, ref_url, app_pid) -> dict[str, dict[str, list[
 
 def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]:
     summary = {}
-    for workload in WORKLOADS:
+    for workload in (w for w in WORKLOADS if w.key in results):
         per_system = {}
-        for system in SYSTEMS:
-            rounds = results[workload.key][system]
+        for system, rounds in results[workload.key].items():
             per_system[system] = {
                 "rps": statistics.mean(r.rps for r in rounds),
                 "p50_ms": statistics.mean(r.p50_ms for r in rounds),
@@ -320,6 +352,13 @@ def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]
             "p99_ratio_limit": P99_LIMIT,
             "p99_ratio_met": p99_ratio <= P99_LIMIT,
         }
+        if FALLBACK in per_system:  # no target: what the fast paths buy
+            summary[workload.key]["fallback_rps_ratio"] = (
+                per_system[FALLBACK]["rps"] / per_system["ref"]["rps"]
+            )
+            summary[workload.key]["fallback_p99_ratio"] = (
+                per_system[FALLBACK]["p99_ms"] / per_system["ref"]["p99_ms"]
+            )
     return summary
 
 
@@ -337,7 +376,7 @@ def print_report(report: dict) -> None:
     print(f"app: {' '.join(config['app_command'])}\n")
     print(f"{'workload':<24}{'system':<8}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for key, w in workloads.items():
-        for system in SYSTEMS:
+        for system in (s for s in (*SYSTEMS, FALLBACK) if s in w):
             s = w[system]
             label = f"{key} {w['title']}" if system == "app" else ""
             print(
@@ -352,6 +391,15 @@ def print_report(report: dict) -> None:
             f"  {verdict(w['rps_ratio_met']):<9}{w['p99_ratio']:>9.1f}x  <= {P99_LIMIT:g}x "
             f"{verdict(w['p99_ratio_met'])}"
         )
+    if any("fallback_rps_ratio" in w for w in workloads.values()):
+        print(
+            f"\n{'fallback / reference':<24}{'rps ratio':>10}{'p99 ratio':>11}  (FAST_PATHS=false)"
+        )
+        for key, w in workloads.items():
+            print(
+                f"{key + ' ' + w['title']:<24}{w['fallback_rps_ratio']:>10.2f}"
+                f"{w['fallback_p99_ratio']:>10.1f}x"
+            )
     print(
         f"\napp worker: peak RSS {worker['peak_rss_mb']:.1f} MB, RSS after the run "
         f"{worker['rss_mb']:.1f} MB (<= {RSS_LIMIT_MB:g} MB: {verdict(worker['rss_met'])})"
@@ -387,10 +435,10 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     database_chore(project, "seed", database_url, str(args.items))
     print(f"database {name} seeded with {args.items:,} items; starting the servers ...", flush=True)
 
-    app_url, ref_url, app_pid, cold_start = start_servers(
-        stack, project, database_url, args.app_env
+    urls, app_pid, cold_start = start_servers(
+        stack, project, database_url, args.app_env, args.fallback
     )
-    results = measure(args, stack, app_url, ref_url, app_pid)
+    results = measure(args, stack, urls, app_pid)
     worker = memory_mb(app_pid)
     worker["rss_met"] = worker["rss_mb"] <= RSS_LIMIT_MB
     workloads = summarize(results)
@@ -401,6 +449,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
             "warmup_s": args.warmup,
             "items": args.items,
             "connections": args.connections,
+            "fallback": args.fallback,
             "app_command": [
                 "WEB_CONCURRENCY=1",
                 *args.app_env,

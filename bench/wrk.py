@@ -15,10 +15,10 @@ class Workload:
     key: str
     title: str
     script: str
-    target_ratio: float  # app rps / reference rps, from issue 6
+    target_ratio: float  # app rps / reference rps, from issue 12
 
     def script_args(self, seeded_items: int) -> list[str]:
-        if self.key == "W1":
+        if self.key in ("W1", "W4"):
             return [str(seeded_items)]
         if self.key == "W2":
             return [str(max(seeded_items - PAGE_SIZE, 0))]
@@ -26,10 +26,11 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("W0", "GET /health", "w0_health.lua", 0.2),
-    Workload("W1", "GET /items/{id}", "w1_item.lua", 0.5),
-    Workload("W2", "GET /items?limit=50", "w2_page.lua", 0.6),
-    Workload("W3", "POST /items", "w3_create.lua", 0.5),
+    Workload("W0", "GET /health", "w0_health.lua", 0.35),
+    Workload("W1", "GET /items/{id}", "w1_item.lua", 0.7),
+    Workload("W2", "GET /items?limit=50", "w2_page.lua", 0.7),
+    Workload("W3", "POST /items", "w3_create.lua", 0.65),
+    Workload("W4", "PATCH /items/{id}", "w4_patch.lua", 0.6),
 )
 
 

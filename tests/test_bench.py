@@ -1,5 +1,6 @@
 """The benchmark harness works end to end: `bench/run.py --quick` renders, seeds, serves and
-measures both systems, and writes a complete report. No speed is asserted here."""
+measures the app, the reference and the app with every fast path off, and writes a complete
+report. No speed is asserted here."""
 
 import json
 import shutil
@@ -11,7 +12,7 @@ import pytest
 
 from tests.conftest import TEMPLATE_DIR
 
-WORKLOADS = ("W0", "W1", "W2", "W3")
+WORKLOADS = ("W0", "W1", "W2", "W3", "W4")
 
 
 @pytest.mark.slow
@@ -32,12 +33,14 @@ def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
     assert set(report["workloads"]) == set(WORKLOADS)
     for key in WORKLOADS:
         workload = report["workloads"][key]
-        for system in ("app", "ref"):
+        for system in ("app", "ref", "fallback"):
             measured = workload[system]
             assert measured["rps"] > 0, f"{key} {system}: no requests served"
             assert measured["non_2xx"] == 0, f"{key} {system}: error responses"
             assert measured["p99_ms"] >= measured["p50_ms"] > 0
         assert workload["rps_ratio"] > 0
+        assert workload["fallback_rps_ratio"] > 0
     assert report["app_worker"]["peak_rss_mb"] >= report["app_worker"]["rss_mb"] > 0
     assert report["cold_start_s"] > 0
     assert "app / reference" in result.stdout
+    assert "fallback / reference" in result.stdout

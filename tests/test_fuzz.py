@@ -38,8 +38,8 @@ def error_code(body: bytes) -> str:
     return json.loads(body)["error"]["code"]
 
 
-def test_schemathesis_finds_no_5xx_and_no_schema_violation(app, tmp_path: Path):
-    result = run_schemathesis(app.url, tmp_path)
+def test_schemathesis_finds_no_5xx_and_no_schema_violation(app, project, tmp_path: Path):  # noqa: F811
+    result = run_schemathesis(app.url, tmp_path, config_file=project / "schemathesis.toml")
     assert result.requests >= MIN_FUZZ_REQUESTS, result.statuses
     assert result.server_errors == 0, result.output[-6000:]
     assert result.exit_code == 0, result.output[-6000:]

@@ -35,12 +35,19 @@ def schemathesis_command() -> list[str]:
 
 
 def run_schemathesis(
-    base_url: str, report_dir: Path, *, max_examples: int = 120, seed: int = 7
+    base_url: str,
+    report_dir: Path,
+    *,
+    max_examples: int = 120,
+    seed: int = 7,
+    config_file: Path | None = None,
 ) -> FuzzResult:
     """Every phase (examples, coverage, fuzzing, stateful), positive and negative data, all
-    checks: no 5xx, statuses and bodies as documented, valid data accepted, invalid refused."""
+    checks: no 5xx, statuses and bodies as documented, valid data accepted, invalid refused.
+    `config_file`: the rendered project's schemathesis.toml (what its `make fuzz` uses)."""
     command = [
         *schemathesis_command(),
+        *(["--config-file", str(config_file)] if config_file else []),
         "run",
         f"{base_url}/openapi.json",
         "--checks",

@@ -56,9 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "x-request-id"],
-            expose_headers=["x-request-id"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["content-type", "if-match", "x-request-id"],
+            expose_headers=["etag", "x-request-id"],
         )
     # Added last, so it runs first: every response, errors included, carries the request id.
     app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)

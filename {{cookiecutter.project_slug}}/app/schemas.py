@@ -3,9 +3,18 @@
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
 
 MAX_PAGE_SIZE = 100
 DEFAULT_PAGE_SIZE = 20
@@ -59,6 +68,39 @@ class ItemCreate(BaseModel):
     price: Price
 
 
+class ItemUpdate(BaseModel):
+    """A partial update: the fields given are validated as on create, the others kept.
+
+    `description` may be set to null (cleared); `name` and `price` may not, and at least one
+    field must be given. `None | SkipJsonSchema` keeps null out of the documented schema (so
+    fuzzers send it only as invalid data) while absence stays distinguishable from null.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"minProperties": 1})
+
+    name: Name | SkipJsonSchema[None] = None
+    description: Description | None = None
+    price: Price | SkipJsonSchema[None] = None
+
+    @field_validator("name", "price")
+    @classmethod
+    def not_null(cls, value: object) -> object:
+        # Runs only on given values (defaults are not validated): an explicit null.
+        if value is None:
+            raise ValueError("may be left out, but not null")
+        return value
+
+    @model_validator(mode="after")
+    def some_field(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, description, price")
+        return self
+
+    def changes(self) -> dict[str, object]:
+        """The fields given, by name."""
+        return self.model_dump(exclude_unset=True)
+
+
 # What the database returns is already NUMERIC(12, 2): checking digits again on the way out
 # would cost more than the rest of a row's validation (pydantic checks them in Python).
 StoredPrice = Annotated[
@@ -72,10 +114,25 @@ class ItemRead(BaseModel):
     description: str | None
     price: StoredPrice
     created_at: datetime
+    version: int
 
 
 class ItemPage(BaseModel):
     items: list[ItemRead]
+    limit: int
+    offset: int
+
+
+class ItemEventRead(BaseModel):
+    id: int
+    item_id: int
+    kind: Literal["created", "updated", "deleted"]
+    request_id: str | None
+    occurred_at: datetime
+
+
+class ItemEventPage(BaseModel):
+    events: list[ItemEventRead]
     limit: int
     offset: int
 

@@ -167,6 +167,9 @@ def fresh_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(routing, "_checked", [])
 
 
+WRITES = ("PATCH", "PUT", "DELETE")
+
+
 def comparable(response: httpx.Response) -> tuple[int, dict[str, str], Any]:
     """Status, headers and body, without what differs between two requests by design."""
     varying = ("x-request-id", "content-length")
@@ -187,11 +190,23 @@ async def differences(
 ) -> list[str]:
     """Every case `client` answers otherwise than `reference`, or with a 500."""
     found = []
-    ids = await handed_out_ids(client, openapi())
+    document = openapi()
+    ids = await handed_out_ids(client, document)
     for url, options in cases:
-        url = url.format(id=ids[0])
-        answer = await client.request(method, url, **options)
-        expected = await reference.request(method, url, **options)
+        if method in WRITES and "{id}" in url:
+            # A write changes what it targets (a version, a deletion): each server gets a
+            # resource of its own, in the same state, so both answers can be the same.
+            answer = await client.request(
+                method, url.format(id=(await handed_out_ids(client, document))[0]), **options
+            )
+            expected = await reference.request(
+                method, url.format(id=(await handed_out_ids(reference, document))[0]), **options
+            )
+            url = url.format(id="<fresh>")
+        else:
+            url = url.format(id=ids[0])
+            answer = await client.request(method, url, **options)
+            expected = await reference.request(method, url, **options)
         got, want = comparable(answer), comparable(expected)
         if got != want or answer.status_code == 500:
             found.append(f"{method} {url} {options}: {got} != {want}")
@@ -215,6 +230,8 @@ def test_the_services_routes_are_lean_where_fastapi_allows(app: FastAPI) -> None
     for router in (health.router, items.router):
         for route in router.routes:
             assert isinstance(route, LeanRoute)
+            if route.response_field is None:  # no response model (a 204): FastAPI's handler
+                continue
             assert route.lean_app is not None, route.path
     assert {r.path for r in served_lean(app)} >= {r.path for r in items.router.routes}
 
