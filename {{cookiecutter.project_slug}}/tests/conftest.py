@@ -63,6 +63,22 @@ def server_url() -> Iterator[URL]:
 
 
 @pytest.fixture
+def scratch_dir() -> Iterator[Path]:
+    """A directory of the test's own. Not pytest's tmp_path: creating that makes
+    /tmp/pytest-of-<user> private again, and when this suite runs from a project there (as the
+    template's tests run it), the throwaway server's user, another one under root, would lose
+    its way to the server's binaries mid-run ("could not access file plpgsql")."""
+    with tempfile.TemporaryDirectory(prefix="pytest-scratch-") as directory:
+        yield Path(directory)
+
+
+@pytest.fixture
+def tmp_path(scratch_dir: Path) -> Path:
+    """pytest's own tmp_path, replaced for the reason above: tests a team adds can use it."""
+    return scratch_dir
+
+
+@pytest.fixture
 def fresh_database(server_url: URL) -> Iterator[URL]:
     """A new, empty database of the test's own, dropped after it."""
     name = f"test_{uuid.uuid4().hex[:12]}"

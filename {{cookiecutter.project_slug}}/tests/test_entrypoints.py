@@ -55,12 +55,12 @@ def wait_until_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -
     pytest.fail(f"nothing healthy on port {port} after 90 s:\n{log.read_text()}")
 
 
-def test_importing_app_main_needs_no_database_nor_settings(tmp_path: Path) -> None:
+def test_importing_app_main_needs_no_database_nor_settings(scratch_dir: Path) -> None:
     # No environment at all and no .env (the working directory is empty): only the defaults.
     code = "from fastapi import FastAPI; import app.main as m; assert isinstance(m.app, FastAPI)"
     result = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=tmp_path,
+        cwd=scratch_dir,
         env={"PYTHONPATH": str(PROJECT_ROOT)},
         capture_output=True,
         text=True,
@@ -76,14 +76,14 @@ def test_importing_app_main_needs_no_database_nor_settings(tmp_path: Path) -> No
         pytest.param([str(BIN_DIR / "fastapi"), "run"], id="fastapi run"),
     ],
 )
-def test_entry_point_serves(command: list[str], database_url: URL, tmp_path: Path) -> None:
+def test_entry_point_serves(command: list[str], database_url: URL, scratch_dir: Path) -> None:
     port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url.render_as_string(hide_password=False),
         "ENVIRONMENT": "test",
     }
-    log = tmp_path / "server.log"
+    log = scratch_dir / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(port)],
@@ -179,11 +179,11 @@ def test_stopping_make_dev_stops_everything_it_started(
     checkout: Path,
     send: Callable[[subprocess.Popen[bytes], int], None],
     signum: int,
-    tmp_path: Path,
+    scratch_dir: Path,
 ) -> None:
     port = free_port()
     command, env = make(checkout, "dev", PORT=str(port))
-    log = tmp_path / "dev.log"
+    log = scratch_dir / "dev.log"
     with log.open("wb") as output:
         dev = subprocess.Popen(
             command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
