@@ -21,7 +21,7 @@ import logging
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NoReturn, Protocol, TypeVar, cast
 
@@ -382,13 +382,11 @@ class Transaction:
             yield self
         except Exception:
             self.open = False
-            try:
+            with suppress(Exception):  # the body's error is the one to raise
                 await self.link.execute(
                     f"ROLLBACK TO SAVEPOINT {savepoint}" if self.depth else "ROLLBACK"
                 )
                 self.clean = True
-            except Exception:  # the body's error is the one to raise
-                pass
             raise
         finally:
             self.open = False
@@ -580,7 +578,7 @@ async def retry_transaction(
             if attempt == attempts or sqlstate(error) not in RETRYABLE_SQLSTATES:
                 raise
         # Jittered exponential backoff, so the transactions that collided do not collide again.
-        await asyncio.sleep(backoff * 2 ** (attempt - 1) * random.random())
+        await asyncio.sleep(backoff * 2 ** (attempt - 1) * random.random())  # nosec B311
     raise AssertionError("not reached")
 
 
