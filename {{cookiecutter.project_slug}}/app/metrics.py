@@ -7,7 +7,6 @@ and adds starlette-exporter's own middleware, configured for the same series.
 """
 
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from importlib.metadata import version
@@ -28,7 +27,7 @@ from starlette_exporter import handle_metrics
 
 from app.config import Settings
 from app.database import Database
-from app.routing import run_check
+from app.fast_paths import StartupCheck, run_async
 
 logger = logging.getLogger(__name__)
 
@@ -159,27 +158,16 @@ def instrument(app: FastAPI, settings: Settings) -> None:
 
 # --- the start-up check: what PrometheusMiddleware relies on is there ---------------------------
 
-_checked: list[str | None] = []  # the check's outcome, once computed
-_check_lock = threading.Lock()
+CHECK = StartupCheck(
+    logger,
+    f"metrics fast path off, starlette-exporter {version('starlette-exporter')}'s own "
+    "middleware records requests: %s",
+)
 
 
 def fast_path_problem(options: dict[str, Any]) -> str | None:
-    """Why PrometheusMiddleware cannot run here (None: it can); checked once per process.
-
-    The first call logs one warning line when the answer is not None.
-    """
-    with _check_lock:
-        if not _checked:
-            problem = exporter_problem(options) or run_check(route_in_scope_problem)
-            if problem is not None:
-                logger.warning(
-                    "metrics fast path off, starlette-exporter %s's own middleware records "
-                    "requests: %s",
-                    version("starlette-exporter"),
-                    problem,
-                )
-            _checked.append(problem)
-        return _checked[0]
+    """Why PrometheusMiddleware cannot run here (None: it can); checked once per process."""
+    return CHECK.problem_of(lambda: exporter_problem(options) or run_async(route_in_scope_problem))
 
 
 def exporter_problem(options: dict[str, Any]) -> str | None:

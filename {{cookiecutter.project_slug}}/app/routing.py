@@ -21,11 +21,9 @@ routers with FastAPI's own `include_router`, where FastAPI's handler serves ever
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import version
 from inspect import iscoroutinefunction
 from typing import Annotated, Any, cast
@@ -37,6 +35,8 @@ from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined as Undefined
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.fast_paths import StartupCheck, run_async
 
 # FastAPI's internals the lean path calls. Imported defensively: a release that moves one
 # must not break the import of the service, only turn the fast path off (fast_path_problem).
@@ -331,26 +331,15 @@ class LeanRoute(APIRoute):
 
 # --- the start-up check: the internals answer a few requests as FastAPI's handler does ----------
 
-_checked: list[str | None] = []  # the check's outcome, once computed
-_check_lock = threading.Lock()
+CHECK = StartupCheck(
+    logger,
+    f"routing fast path off, FastAPI {version('fastapi')}'s own handler serves every route: %s",
+)
 
 
 def fast_path_problem() -> str | None:
-    """Why LeanRoute cannot serve on the installed FastAPI (None: it can); checked once.
-
-    The first call logs one warning line when the answer is not None.
-    """
-    with _check_lock:
-        if not _checked:
-            problem = MISSING_INTERNAL or run_probe()
-            if problem is not None:
-                logger.warning(
-                    "routing fast path off, FastAPI %s's own handler serves every route: %s",
-                    version("fastapi"),
-                    problem,
-                )
-            _checked.append(problem)
-        return _checked[0]
+    """Why LeanRoute cannot serve on the installed FastAPI (None: it can); checked once."""
+    return CHECK.problem_of(lambda: MISSING_INTERNAL or run_async(compare_probes))
 
 
 class ProbeItem(BaseModel):
@@ -383,28 +372,6 @@ PROBES: list[tuple[str, bytes, list[tuple[bytes, bytes]], bytes]] = [
     ("/probe/7", b"", [(b"content-type", b"text/plain")], b'{"name": "a", "size": 1}'),
     ("/probe/2", b"", JSON, b'{"name": "a", "size": 1}'),
 ]  # fmt: skip
-
-
-def run_probe() -> str | None:
-    """Serve PROBES through LeanRoute and FastAPI's handler; describe the first difference."""
-    return run_check(compare_probes)
-
-
-def run_check(check: Callable[[], Coroutine[Any, Any, str | None]]) -> str | None:
-    """Run an async start-up check to completion, in a thread of its own: the caller (a factory
-    such as create_app) may be running inside an event loop. An exception is a failed check."""
-    outcome: list[str | None] = []
-
-    def run() -> None:
-        try:
-            outcome.append(asyncio.run(check()))
-        except Exception as error:
-            outcome.append(f"the check failed: {type(error).__name__}: {error}")
-
-    thread = threading.Thread(target=run, name="fast-path-check")
-    thread.start()
-    thread.join()
-    return outcome[0]
 
 
 async def compare_probes() -> str | None:

@@ -125,7 +125,9 @@ def middleware_of(app: FastAPI) -> type:
 async def test_fast_middleware_records_the_stock_middlewares_series(
     app: FastAPI, client: httpx.AsyncClient, stock_client: httpx.AsyncClient
 ) -> None:
-    fast_path = app.state.settings.fast_paths and metrics._checked == [None]
+    fast_path = app.state.settings.fast_paths and (
+        metrics.CHECK.done and metrics.CHECK.problem is None
+    )
     expected = metrics.PrometheusMiddleware if fast_path else PrometheusMiddleware
     assert middleware_of(app) is expected
     fast = await recorded(client, client)
@@ -159,7 +161,9 @@ async def test_a_changed_internal_falls_back_to_the_stock_middleware(
     stock_client: httpx.AsyncClient,
     break_it: Callable[[pytest.MonkeyPatch], None],
 ) -> None:
-    monkeypatch.setattr(metrics, "_checked", [])
+    # Forget the outcome; monkeypatch puts back the process's own afterwards.
+    monkeypatch.setattr(metrics.CHECK, "done", False)
+    monkeypatch.setattr(metrics.CHECK, "problem", None)
     break_it(monkeypatch)
     settings = settings.model_copy(update={"fast_paths": True})  # whatever FAST_PATHS says
     with logged("app.metrics") as warnings:

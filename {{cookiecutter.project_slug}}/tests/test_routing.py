@@ -164,7 +164,9 @@ async def stock_client(settings: Settings, db: Database) -> AsyncIterator[httpx.
 @pytest.fixture
 def fresh_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget the process's check, so the next app checks the (patched) internals again."""
-    monkeypatch.setattr(routing, "_checked", [])
+    # Forget the outcome; monkeypatch puts back the process's own afterwards.
+    monkeypatch.setattr(routing.CHECK, "done", False)
+    monkeypatch.setattr(routing.CHECK, "problem", None)
 
 
 WRITES = ("PATCH", "PUT", "DELETE")
