@@ -25,7 +25,8 @@ ITEM = {"name": "Widget", "price": "1.00"}
 
 
 @pytest.fixture
-async def committed_app(fresh_database: URL) -> AsyncIterator[FastAPI]:
+async def app(fresh_database: URL) -> AsyncIterator[FastAPI]:
+    """The app on a database of its own, committing for real (conftest's `client` uses it)."""
     result = await asyncio.to_thread(alembic, fresh_database, "upgrade", "head")
     assert result.returncode == 0, result.stderr
     settings = Settings(
@@ -37,13 +38,6 @@ async def committed_app(fresh_database: URL) -> AsyncIterator[FastAPI]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
-
-
-@pytest.fixture
-async def client(committed_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=committed_app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 @pytest.fixture
@@ -94,7 +88,7 @@ async def assert_untouched(
 
 async def test_a_client_gone_mid_transaction_leaves_nothing_behind(
     client: httpx.AsyncClient,
-    committed_app: FastAPI,
+    app: FastAPI,
     admin: asyncpg.Connection,
     engine: AsyncEngine,
 ) -> None:
@@ -104,19 +98,19 @@ async def test_a_client_gone_mid_transaction_leaves_nothing_behind(
     with pytest.raises(asyncio.CancelledError):
         await task
     await admin.execute("ROLLBACK")  # release the lock
-    await assert_untouched(client, engine, committed_app.state.database, item)
+    await assert_untouched(client, engine, app.state.database, item)
 
 
 async def test_database_restart_mid_transaction_is_503_and_leaves_nothing_behind(
     client: httpx.AsyncClient,
-    committed_app: FastAPI,
+    app: FastAPI,
     admin: asyncpg.Connection,
     engine: AsyncEngine,
 ) -> None:
     item = (await client.post("/items", json=ITEM)).json()
     task = await patch_stuck_between_its_statements(client, admin, item["id"])
     # What a restart does to the app: the server ends every session of the app's pool.
-    settings: Settings = committed_app.state.settings
+    settings: Settings = app.state.settings
     await admin.execute(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
         settings.app_name,
@@ -126,4 +120,4 @@ async def test_database_restart_mid_transaction_is_503_and_leaves_nothing_behind
     assert response.json()["error"]["code"] == "database_unavailable"
     assert response.headers["retry-after"]
     await admin.execute("ROLLBACK")
-    await assert_untouched(client, engine, committed_app.state.database, item)
+    await assert_untouched(client, engine, app.state.database, item)
