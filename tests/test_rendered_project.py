@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BIN_DIR
+from tests.conftest import BIN_DIR, variant_id
+
+# The variants whose own suites run here: the defaults, then each runtime option turned on
+# (an option's tests only exist in the projects that have it).
+RENDERED_VARIANTS: list[dict[str, object]] = [
+    {},
+]
 
 
 def make(project: Path, target: str, **env: str) -> None:
@@ -27,25 +33,25 @@ def make(project: Path, target: str, **env: str) -> None:
     assert result.returncode == 0, f"make {target} failed:\n{output}"
 
 
-@pytest.fixture(scope="module")
-def default_project(bake: Callable) -> Path:
-    project = bake({})
-    make(project, "install")
-    assert (project / "uv.lock").exists(), "make install creates the lock the README says to commit"
-    return project
+@pytest.fixture(scope="module", params=RENDERED_VARIANTS, ids=variant_id)
+def project(request: pytest.FixtureRequest, bake: Callable) -> Path:
+    rendered = bake(request.param)
+    make(rendered, "install")
+    assert (rendered / "uv.lock").exists(), "make install creates the lock the README says to commit"
+    return rendered
 
 
 @pytest.mark.slow
-def test_lint_passes(default_project: Path) -> None:
-    make(default_project, "lint")
+def test_lint_passes(project: Path) -> None:
+    make(project, "lint")
 
 
 @pytest.mark.slow
-def test_suite_passes_on_a_throwaway_server(default_project: Path) -> None:
-    make(default_project, "test", TEST_DATABASE_URL="")
+def test_suite_passes_on_a_throwaway_server(project: Path) -> None:
+    make(project, "test", TEST_DATABASE_URL="")
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL unset")
-def test_suite_passes_on_the_given_server(default_project: Path) -> None:
-    make(default_project, "test", TEST_DATABASE_URL=os.environ["TEST_DATABASE_URL"])
+def test_suite_passes_on_the_given_server(project: Path) -> None:
+    make(project, "test", TEST_DATABASE_URL=os.environ["TEST_DATABASE_URL"])
