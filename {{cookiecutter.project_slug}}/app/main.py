@@ -50,7 +50,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include(app, health.router, items.router, fast_paths=settings.fast_paths)
     app.state.settings = settings
     register_error_handlers(app)
-    metrics.instrument(app, settings)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -60,8 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["content-type", "if-match", "x-request-id"],
             expose_headers=["etag", "x-request-id"],
         )
+    # HTTP metrics: recorded by RequestContextMiddleware, or starlette-exporter's middleware here.
+    request_metrics = metrics.instrument(app, settings)
     # Added last, so it runs first: every response, errors included, carries the request id.
-    app.add_middleware(RequestContextMiddleware, access_log=settings.access_log)
+    app.add_middleware(
+        RequestContextMiddleware, access_log=settings.access_log, metrics=request_metrics
+    )
     return app
 
 

@@ -1,13 +1,13 @@
 """Prometheus metrics: HTTP metrics from starlette-exporter plus DB-pool and business metrics.
 
-The HTTP metrics middleware is a faster subclass of starlette-exporter's that relies on its
-metric attributes and on the router leaving the matched route in the scope. `instrument()`
-checks both once at start-up; if either fails (or with `FAST_PATHS=false`) it logs one warning
-and adds starlette-exporter's own middleware, configured for the same series.
+The HTTP series are starlette-exporter's, recorded by the request middleware the service has
+anyway (`RequestMetrics`), which relies on starlette-exporter's metric attributes and on the
+router leaving the matched route in the scope. `instrument()` checks both once at start-up; if
+either fails (or with `FAST_PATHS=false`) it logs one warning and adds starlette-exporter's own
+middleware, configured for the same series.
 """
 
 import logging
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from typing import Any, cast
@@ -22,7 +22,7 @@ from sqlalchemy.pool import QueuePool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Match
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Scope
 from starlette_exporter import handle_metrics
 
 from app.config import Settings
@@ -67,54 +67,58 @@ POOL = PoolCollector()
 REGISTRY.register(POOL)
 
 
-class PrometheusMiddleware(starlette_exporter.PrometheusMiddleware):
-    """starlette-exporter's request metrics, labelled with the route template the router chose.
+class RequestMetrics:
+    """starlette-exporter's request series, recorded by the request middleware it already has.
 
-    The stock middleware finds the template by matching every route again after each request
-    (an eighth of the whole cost of a /health request); the router has already stored the
-    matched route in the scope. Requests that match no route are not recorded, which keeps
-    the label set bounded whatever URLs clients send.
+    starlette-exporter's own middleware is one more layer around every request, which finds the
+    route template by matching every route again after each request; here
+    `RequestContextMiddleware` (app/middleware.py), which times every request anyway, records
+    them, and the template is the route the router left in the scope. Requests that match no
+    route are not recorded, which keeps the label set bounded whatever URLs clients send.
+    Together that is about a sixth of the whole cost of a /health request (bench/README.md).
     """
 
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
-        super().__init__(app, **options)
+    # Where the series come from (the tests put a changed one here).
+    exporter: type[starlette_exporter.PrometheusMiddleware] = (
+        starlette_exporter.PrometheusMiddleware
+    )
+
+    def __init__(self, **options: Any) -> None:
+        # As Starlette builds it (some releases pass `app` by name); it never serves here.
+        exporter = self.exporter(app=PlainTextResponse(""), **options)
+        self.app_name: str = exporter.app_name
+        self.request_count = exporter.request_count
+        self.request_time = exporter.request_time
+        self.requests_in_progress = exporter.requests_in_progress
         # Labelled series, looked up once: `.labels()` takes a lock and builds a key each time.
         self.series: dict[tuple[str, ...], tuple[Any, Any]] = {}
         self.in_progress: dict[str, Any] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] == METRICS_PATH:
-            await self.app(scope, receive, send)
-            return
-
+    def started(self, scope: Scope) -> Any:
+        """Count the request in progress; its gauge for `finished`, None if not recorded."""
+        if scope["path"] == METRICS_PATH:
+            return None
         method = scope["method"]
         in_progress = self.in_progress.get(method)
         if in_progress is None:
             in_progress = self.requests_in_progress.labels(method, self.app_name)
             self.in_progress[method] = in_progress
         in_progress.inc()
-        status = 500
-        started = time.perf_counter()
+        return in_progress
 
-        async def send_and_note_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note_status)
-        finally:
-            in_progress.dec()
-            path = route_template(scope)
-            if path is not None:
-                labels = (method, path, str(status), self.app_name)
-                series = self.series.get(labels)
-                if series is None:
-                    series = (self.request_count.labels(*labels), self.request_time.labels(*labels))
-                    self.series[labels] = series
-                series[0].inc()
-                series[1].observe(time.perf_counter() - started)
+    def finished(self, scope: Scope, in_progress: Any, status: int, seconds: float) -> None:
+        """Record a request `started` returned `in_progress` for; status 0: none was sent."""
+        in_progress.dec()
+        path = route_template(scope)
+        if path is None:
+            return
+        labels = (scope["method"], path, str(status or 500), self.app_name)
+        series = self.series.get(labels)
+        if series is None:
+            series = (self.request_count.labels(*labels), self.request_time.labels(*labels))
+            self.series[labels] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def route_template(scope: Scope) -> str | None:
@@ -138,25 +142,28 @@ def route_template(scope: Scope) -> str | None:
     return path
 
 
-def instrument(app: FastAPI, settings: Settings) -> None:
-    """Add the HTTP metrics middleware and the /metrics endpoint."""
+def instrument(app: FastAPI, settings: Settings) -> RequestMetrics | None:
+    """Add the /metrics endpoint; the recorder for RequestContextMiddleware, or None after
+    adding starlette-exporter's own middleware (FAST_PATHS=false, or a failed start-up check).
+    """
     BUILD_INFO.labels(settings.version, settings.git_sha).set(1)
     options: dict[str, Any] = {
         "app_name": settings.app_name,
         "prefix": "http",
         "buckets": LATENCY_BUCKETS,
-        # What the stock middleware needs to record the same series as PrometheusMiddleware.
+        # What the stock middleware needs to record the same series as RequestMetrics.
         "group_paths": True,
         "filter_unhandled_paths": True,
         "skip_paths": [METRICS_PATH],
     }
-    fast = settings.fast_paths and fast_path_problem(options) is None
-    middleware = PrometheusMiddleware if fast else starlette_exporter.PrometheusMiddleware
-    app.add_middleware(middleware, **options)
     app.add_route(METRICS_PATH, handle_metrics, include_in_schema=False)
+    if settings.fast_paths and fast_path_problem(options) is None:
+        return RequestMetrics(**options)
+    app.add_middleware(starlette_exporter.PrometheusMiddleware, **options)
+    return None
 
 
-# --- the start-up check: what PrometheusMiddleware relies on is there ---------------------------
+# --- the start-up check: what RequestMetrics relies on is there ---------------------------
 
 CHECK = StartupCheck(
     logger,
@@ -166,15 +173,14 @@ CHECK = StartupCheck(
 
 
 def fast_path_problem(options: dict[str, Any]) -> str | None:
-    """Why PrometheusMiddleware cannot run here (None: it can); checked once per process."""
+    """Why RequestMetrics cannot record here (None: it can); checked once per process."""
     return CHECK.problem_of(lambda: exporter_problem(options) or run_async(route_in_scope_problem))
 
 
 def exporter_problem(options: dict[str, Any]) -> str | None:
-    """Does starlette-exporter still keep its metrics where PrometheusMiddleware reads them?"""
+    """Does starlette-exporter still keep its metrics where RequestMetrics reads them?"""
     try:
-        # As Starlette builds it: some releases pass `app` by name.
-        middleware = PrometheusMiddleware(app=PlainTextResponse(""), **options)
+        middleware = RequestMetrics(**options)
         if not isinstance(middleware.app_name, str):
             return "starlette-exporter's app_name is not a string"
         labels = {"method": "GET", "path": "/probe", "status_code": "200"}
@@ -183,7 +189,7 @@ def exporter_problem(options: dict[str, Any]) -> str | None:
             (middleware.request_time, labels),
             (middleware.requests_in_progress, {"method": "GET"}),
         ):
-            # The labels PrometheusMiddleware passes by position, by name: a renamed or an
+            # The labels RequestMetrics passes by position, by name: a renamed or an
             # added label raises here, not in a request. The probe series is removed again.
             metric.labels(**names, app_name=middleware.app_name)
             metric.remove(*names.values(), middleware.app_name)

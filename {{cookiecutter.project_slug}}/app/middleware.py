@@ -10,6 +10,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import error_response, internal_error
 from app.log import log_access, request_id_var
+from app.metrics import RequestMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -35,9 +36,14 @@ def incoming_request_id(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, *, access_log: bool = True) -> None:
+    """The request id, the security headers, the access log and (fast path) the HTTP metrics."""
+
+    def __init__(
+        self, app: ASGIApp, *, access_log: bool = True, metrics: RequestMetrics | None = None
+    ) -> None:
         self.app = app
         self.access_log = access_log
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -46,6 +52,7 @@ class RequestContextMiddleware:
 
         request_id = incoming_request_id(scope)
         token = request_id_var.set(request_id)
+        in_progress = self.metrics.started(scope) if self.metrics is not None else None
         started = time.perf_counter()
         status = 0
 
@@ -67,8 +74,11 @@ class RequestContextMiddleware:
                 raise
             await internal_error()(scope, receive, send_with_headers)
         finally:
+            seconds = time.perf_counter() - started
+            if in_progress is not None:
+                self.metrics.finished(scope, in_progress, status, seconds)  # type: ignore[union-attr]
             if self.access_log:
-                log_access(request_id, scope["method"], scope["path"], status, started)
+                log_access(request_id, scope["method"], scope["path"], status, seconds)
             request_id_var.reset(token)
 
 

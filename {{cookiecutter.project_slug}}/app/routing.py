@@ -34,6 +34,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from pydantic_core import PydanticUndefined as Undefined
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.fast_paths import StartupCheck, run_async
@@ -154,12 +155,32 @@ def include(app: FastAPI, *routers: APIRouter, fast_paths: bool = True) -> None:
         for router in routers:
             app.include_router(router)
         return
+    served: list[BaseRoute] = []
     for router in routers:
         for route in router.routes:
-            served = cast(LeanRoute, route).for_app(app)
-            if served.lean_app is not None:
-                served.app = served.lean_app
-            app.router.routes.append(served)
+            lean = cast(LeanRoute, route).for_app(app)
+            if lean.lean_app is not None:
+                lean.app = lean.lean_app
+            if not lean.param_convertors:  # a fixed path, matched as it is written
+                lean.fixed_path = lean.path
+            served.append(lean)
+    # The app's own routes (FastAPI's /openapi.json and /docs) come first, so the router tries
+    # them on every request; after the service's routes they still answer their requests
+    # unless a route of the service matches one of them, which keeps them first.
+    earlier = list(app.router.routes)
+    if all(unshadowed(route, served) for route in earlier):
+        app.router.routes[:] = [*served, *earlier]
+    else:
+        app.router.routes[:] = [*earlier, *served]
+
+
+def unshadowed(route: BaseRoute, routes: list[BaseRoute]) -> bool:
+    """Is `route` a fixed-path route whose requests none of `routes` matches?"""
+    path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+    if not isinstance(route, Route) or route.param_convertors or not path or not methods:
+        return False
+    scopes = [{"type": "http", "path": path, "root_path": "", "method": m} for m in methods]
+    return all(other.matches(scope)[0] is Match.NONE for other in routes for scope in scopes)
 
 
 class LeanRoute(APIRoute):
@@ -188,6 +209,20 @@ class LeanRoute(APIRoute):
         # Header names are matched with FastAPI's underscore conversion: its general path.
         self.header_params = Params(self.dependant.header_params, general=True)
         self.cookie_params = Params(self.dependant.cookie_params)
+
+    # Set by include() on a route of a fixed path (no parameters) served directly on the app.
+    fixed_path: str | None = None
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        """APIRoute's match; a fixed path that differs from the request's is no match at once.
+
+        The router tries every route in order until one matches, and APIRoute's `matches`
+        costs about as much as a regular expression and two dictionary lookups per route.
+        """
+        fixed = self.fixed_path
+        if fixed is not None and scope["path"] != fixed and not scope.get("root_path"):
+            return Match.NONE, {}
+        return super().matches(scope)
 
     def for_app(self, app: FastAPI) -> LeanRoute:
         options = {**self.options, "dependency_overrides_provider": app}

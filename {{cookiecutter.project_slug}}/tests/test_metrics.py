@@ -14,6 +14,7 @@ from app import metrics
 from app.config import Settings
 from app.database import Database
 from app.main import create_app
+from app.middleware import RequestContextMiddleware
 from tests.test_routing import logged, openapi, served
 from tests.test_routing import stock_client as stock_client  # a fixture
 
@@ -83,7 +84,7 @@ async def test_pool_build_and_process_metrics(client: httpx.AsyncClient) -> None
     assert "http_requests_in_progress" in metrics
 
 
-# --- the fast path (app/metrics.py PrometheusMiddleware) and its fallback ----------------------
+# --- the fast path (app/metrics.py RequestMetrics) and its fallback -----------------------------
 
 SERIES = ("http_requests_total", "http_request_duration_seconds_count", "http_requests_in_progress")
 
@@ -118,8 +119,13 @@ async def recorded(client: httpx.AsyncClient, scraper: httpx.AsyncClient) -> dic
     }
 
 
-def middleware_of(app: FastAPI) -> type:
-    return next(m.cls for m in app.user_middleware if "Prometheus" in m.cls.__name__)  # type: ignore[attr-defined]
+def recorder_of(app: FastAPI) -> type:
+    """What records the HTTP series: RequestMetrics, or starlette-exporter's own middleware."""
+    stock = [m.cls for m in app.user_middleware if m.cls is PrometheusMiddleware]  # type: ignore[comparison-overlap]
+    context = next(m for m in app.user_middleware if m.cls is RequestContextMiddleware)  # type: ignore[comparison-overlap]
+    fast = context.kwargs["metrics"]
+    assert (fast is None) == bool(stock), "exactly one of the two records"
+    return type(fast) if fast is not None else PrometheusMiddleware
 
 
 async def test_fast_middleware_records_the_stock_middlewares_series(
@@ -128,27 +134,33 @@ async def test_fast_middleware_records_the_stock_middlewares_series(
     fast_path = app.state.settings.fast_paths and (
         metrics.CHECK.done and metrics.CHECK.problem is None
     )
-    expected = metrics.PrometheusMiddleware if fast_path else PrometheusMiddleware
-    assert middleware_of(app) is expected
+    expected = metrics.RequestMetrics if fast_path else PrometheusMiddleware
+    assert recorder_of(app) is expected
     fast = await recorded(client, client)
     stock = await recorded(stock_client, client)
     assert fast == stock
     assert any(value > 0 for value in fast.values())
 
 
+class MetricMissing(PrometheusMiddleware):
+    """starlette-exporter keeps one of its metrics elsewhere."""
+
+    requests_in_progress = property(lambda _: 1 / 0)
+
+
+class LabelAdded(PrometheusMiddleware):
+    """starlette-exporter adds a label to a metric."""
+
+    request_count = property(
+        lambda _: Counter("probe_total", "", ["method", "extra"], registry=None)
+    )
+
+
 @pytest.mark.parametrize(
     "break_it",
     [
-        # starlette-exporter keeps one of its metrics elsewhere.
-        lambda patch: patch.setattr(
-            metrics.PrometheusMiddleware, "requests_in_progress", property(lambda _: 1 / 0)
-        ),
-        # It adds a label to a metric.
-        lambda patch: patch.setattr(
-            metrics.PrometheusMiddleware,
-            "request_count",
-            property(lambda _: Counter("probe_total", "", ["method", "extra"], registry=None)),
-        ),
+        lambda patch: patch.setattr(metrics.RequestMetrics, "exporter", MetricMissing),
+        lambda patch: patch.setattr(metrics.RequestMetrics, "exporter", LabelAdded),
         # FastAPI no longer leaves the route it matched in the scope.
         lambda patch: patch.setattr(metrics, "route_template", lambda scope: None),
     ],
@@ -167,7 +179,7 @@ async def test_a_changed_internal_falls_back_to_the_stock_middleware(
     break_it(monkeypatch)
     settings = settings.model_copy(update={"fast_paths": True})  # whatever FAST_PATHS says
     with logged("app.metrics") as warnings:
-        assert middleware_of(create_app(settings)) is PrometheusMiddleware
+        assert recorder_of(create_app(settings)) is PrometheusMiddleware
         async with served(settings, db) as client:
             assert await recorded(client, client) == await recorded(stock_client, client)
     assert len(warnings) == 1, warnings
@@ -176,4 +188,4 @@ async def test_a_changed_internal_falls_back_to_the_stock_middleware(
 
 def test_fast_paths_off_uses_the_stock_middleware(settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"fast_paths": False}))
-    assert middleware_of(app) is PrometheusMiddleware
+    assert recorder_of(app) is PrometheusMiddleware

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, BackgroundTasks, FastAPI
+from fastapi.routing import APIRoute
 
 from app import routing
 from app.api import health, items
@@ -392,3 +393,53 @@ def test_include_refuses_a_router_of_plain_routes() -> None:
 
     with pytest.raises(TypeError, match="route_class=LeanRoute"):
         include(FastAPI(), router)
+
+
+# --- include()'s route order and fixed-path matching ---------------------------------------------
+
+
+def fast_included(app: FastAPI) -> list[LeanRoute]:
+    """The routes include() served on its fast path (lean or not): [] when it included stock."""
+    return [r for r in app.routes if isinstance(r, LeanRoute) and r.dependency_overrides_provider]
+
+
+def test_a_fixed_path_matches_as_apiroute_does(app: FastAPI) -> None:
+    routes = fast_included(app)
+    if app.state.settings.fast_paths and routing.fast_path_problem() is None:
+        assert any(route.fixed_path for route in routes)
+    paths = {getattr(r, "path", "/").replace("{item_id}", "1") for r in app.routes}
+    paths |= {"", "/health/", "/HEALTH", "/api", "/api/health", "/healthz"}
+    for route in routes:
+        for path in paths:
+            for method in ("GET", "POST", "DELETE"):
+                for root_path in ("", "/api"):
+                    scope = {"type": "http", "path": path, "root_path": root_path, "method": method}
+                    assert route.matches(dict(scope)) == APIRoute.matches(route, dict(scope))
+
+
+async def test_fastapis_docs_routes_come_after_the_services_and_still_answer(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    paths = [getattr(route, "path", None) for route in app.routes]
+    if fast_included(app):
+        assert paths.index("/docs") > paths.index("/health")
+        assert paths.index("/openapi.json") > paths.index("/items/{item_id}")
+    for url in ("/docs", "/openapi.json"):
+        assert (await client.get(url)).status_code == 200
+
+
+@needs_the_internals
+async def test_a_route_that_matches_a_docs_path_leaves_the_docs_first() -> None:
+    router = APIRouter(route_class=LeanRoute)
+
+    @router.get("/{page}")
+    async def page(page: str) -> dict[str, str]:
+        return {"page": page}
+
+    app = FastAPI()
+    include(app, router)
+    assert [getattr(route, "path", None) for route in app.routes][:2] == ["/openapi.json", "/docs"]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
+        docs, other = await client.get("/docs"), await client.get("/about")
+    assert docs.headers["content-type"].startswith("text/html")
+    assert other.json() == {"page": "about"}
