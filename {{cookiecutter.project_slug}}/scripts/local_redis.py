@@ -26,7 +26,7 @@ def free_port() -> int:
 class LocalRedis:
     """One redis-server process on 127.0.0.1, which the tests may kill, restart or pause."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, config: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError(
@@ -35,6 +35,7 @@ class LocalRedis:
             )
         self.binary = binary
         self.directory = directory
+        self.config = config  # extra redis.conf lines, e.g. ACL users
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -42,11 +43,15 @@ class LocalRedis:
     def start(self) -> None:
         """Start the server (again, on the same port) and wait until it answers PING."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        config_file = self.directory / "redis.conf"
+        config_file.write_text("".join(f"{line}\n" for line in self.config))
         # A cache: no snapshots, no append-only file, so a restart starts empty.
         options = {"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
         options |= {"dir": str(self.directory), "logfile": "redis.log"}
         arguments = [part for name, value in options.items() for part in (f"--{name}", value)]
-        self.process = subprocess.Popen([self.binary, *arguments], stdout=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            [self.binary, str(config_file), *arguments], stdout=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.answers():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -56,10 +61,11 @@ class LocalRedis:
             time.sleep(0.02)
 
     def answers(self) -> bool:
+        """Listening and answering (PONG, or NOAUTH when the default user is switched off)."""
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
                 connection.sendall(b"PING\r\n")
-                return connection.recv(16).startswith(b"+PONG")
+                return connection.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 
@@ -92,9 +98,9 @@ class LocalRedis:
 
 
 @contextmanager
-def local_redis(directory: Path) -> Iterator[LocalRedis]:
+def local_redis(directory: Path, config: tuple[str, ...] = ()) -> Iterator[LocalRedis]:
     """A started server for the duration of the block, stopped afterwards."""
-    server = LocalRedis(directory)
+    server = LocalRedis(directory, config)
     server.start()
     try:
         yield server

@@ -9,6 +9,7 @@ give. They use a migrated database of this module's own.
 import asyncio
 import os
 import random
+import re
 import tempfile
 import time
 import uuid
@@ -20,7 +21,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
+from pydantic import SecretStr
 from redis.asyncio import Redis
+from redis.exceptions import NoPermissionError
 from sqlalchemy.engine import URL
 
 from app import repository
@@ -29,7 +32,7 @@ from app.config import Settings
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database
 from scripts.local_redis import LocalRedis, local_redis
-from tests.conftest import alembic
+from tests.conftest import PROJECT_ROOT, alembic
 
 NEW_ITEM = {"name": "Widget", "description": "A thing", "price": "9.99"}
 
@@ -339,3 +342,36 @@ async def test_the_client_connects_with_the_settings_credentials(redis_url: str)
     assert (options["username"], options["password"]) == ("app", "s3cret")
     assert options["socket_timeout"] == settings.redis_timeout
     await cache.close()
+
+
+async def test_the_aws_user_s_permissions_let_the_app_do_all_it_does_and_nothing_else(
+    committed_url: URL,
+) -> None:
+    """The access string infra/components/cache.py gives the app's ElastiCache user, on a local
+    server: every cache operation works under it, and no key outside the app's prefix."""
+    infra = (PROJECT_ROOT / "infra" / "components" / "cache.py").read_text()
+    match = re.search(r'^APP_ACCESS = "([^"]+)"', infra, re.MULTILINE)
+    assert match, "APP_ACCESS not found in infra/components/cache.py"
+    prefix, password = "acl-test:item:", uuid.uuid4().hex
+    users = ("user default off", f"user app on >{password} {match[1].format(prefix=prefix)}")
+    with (
+        tempfile.TemporaryDirectory(prefix="pytest-redis-") as directory,
+        local_redis(Path(directory), users) as server,
+    ):
+        settings = cache_settings(committed_url, server.url, cache_key_prefix=prefix)
+        settings = settings.model_copy(update={"redis_username": "app"})
+        settings = settings.model_copy(update={"redis_password": SecretStr(password)})
+        async with serve(settings) as (client, app):
+            failed, hits = lookups("error"), lookups("hit")
+            item_id = await create(client)
+            await client.get(f"/items/{item_id}")  # a miss, stored (EVALSHA, SCRIPT LOAD)
+            assert (await client.get(f"/items/{item_id}")).headers["etag"] == '"1"'  # a hit
+            await client.patch(f"/items/{item_id}", json={"name": "x"})
+            assert (await client.get(f"/items/{item_id}")).headers["etag"] == '"2"'
+            await client.delete(f"/items/{item_id}")
+            assert (await client.get(f"/items/{item_id}")).status_code == 404
+            assert lookups("hit") == hits + 2
+            assert lookups("error") == failed
+            assert app.state.cache.breaker.failures == 0
+            with pytest.raises(NoPermissionError):
+                await app.state.cache.client.set("not-the-app:1", "x")
