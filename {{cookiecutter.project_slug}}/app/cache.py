@@ -171,14 +171,19 @@ class ItemCache:
         HITS.inc()
         return Lookup(body, int(head))
 
-    async def store(self, item_id: int, version: int, body: bytes | memoryview) -> None:
-        """Cache the item at `version`, unless a newer version (or its delete) is there."""
+    async def fill(self, item_id: int, version: int, body: bytes | memoryview) -> bool:
+        """After a miss: cache the item at `version`, unless a newer version (or its delete)
+        is there. False: Redis was not reached (nothing changed there)."""
         if self.store_if_newer is None:
-            return
+            return False
         script, key = self.store_if_newer, self.prefix + str(item_id)
         args: list[int | bytes] = [version, b"%d %s" % (version, body), self.ttl_ms]
         reply = await self._call("store", lambda: script(keys=[key], args=args))
-        if isinstance(reply, Failure):
+        return not isinstance(reply, Failure)
+
+    async def update(self, item_id: int, version: int, body: bytes | memoryview) -> None:
+        """After an update committed: its version, stored as a fill is (the newest wins)."""
+        if not await self.fill(item_id, version, body) and self.client is not None:
             self._mark_unsynced(item_id)
 
     async def delete(self, item_id: int) -> None:

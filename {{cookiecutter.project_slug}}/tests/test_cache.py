@@ -163,7 +163,7 @@ async def test_a_delete_is_read_back_as_404_and_no_late_read_brings_it_back(
     assert (await client.get(f"/items/{item_id}")).status_code == 404
     assert await cached_entry(app, item_id) == TOMBSTONE
     # A read that fetched the item before the delete committed stores it only now.
-    await app.state.cache.store(item_id, 1, old.content)
+    await app.state.cache.fill(item_id, 1, old.content)
     assert (await client.get(f"/items/{item_id}")).status_code == 404
 
 
@@ -172,11 +172,11 @@ async def test_a_store_never_replaces_a_newer_version(
 ) -> None:
     _, app = served
     cache: ItemCache = app.state.cache
-    await cache.store(10**9, 3, b'{"v":3}')
-    await cache.store(10**9, 2, b'{"v":2}')
-    await cache.store(10**9, 3, b'{"v":"3 again"}')
+    await cache.fill(10**9, 3, b'{"v":3}')
+    await cache.fill(10**9, 2, b'{"v":2}')
+    await cache.fill(10**9, 3, b'{"v":"3 again"}')
     assert await cached_entry(app, 10**9) == b'3 {"v":3}'
-    await cache.store(10**9, 4, b'{"v":4}')
+    await cache.fill(10**9, 4, b'{"v":4}')
     assert await cached_entry(app, 10**9) == b'4 {"v":4}'
 
 

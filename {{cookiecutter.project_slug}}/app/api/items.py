@@ -188,7 +188,7 @@ async def get_item(item_id: ItemId, db: DatabaseDep, cache: ItemCacheDep) -> Res
         raise not_found(item_id)
     response = item_response(row)
     if lookup.fill:
-        await cache.store(item_id, row["version"], response.body)
+        await cache.fill(item_id, row["version"], response.body)
     return response
 {%- else %}
 async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
@@ -233,7 +233,7 @@ async def update_item(
         raise not_found(item_id)
 {%- if cookiecutter.cache == "redis" %}
     response = item_response(row)
-    await cache.store(item_id, row["version"], response.body)  # committed: now the cache
+    await cache.update(item_id, row["version"], response.body)  # committed: now the cache
     return response
 {%- else %}
     return item_response(row)
