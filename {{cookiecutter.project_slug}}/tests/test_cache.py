@@ -283,8 +283,9 @@ async def test_a_paused_redis_delays_requests_by_at_most_the_timeout(
             )
             elapsed = time.monotonic() - started
             assert [r.status_code for r in responses] == [200] * 21
-            # Each request waited for Redis once; the database's part is small beside it.
-            assert elapsed < timeout + 1.0, elapsed
+            # Each request waited for Redis once (in parallel); the rest is the database's part
+            # and a busy machine's slack, far below a client's own default (5 s, or forever).
+            assert elapsed < timeout + 1.5, elapsed
             assert (await client.get("/health/ready")).status_code == 200
         finally:
             own_redis.resume()
