@@ -50,9 +50,13 @@ return 1
 # Ids whose write did not reach Redis, at most this many; beyond, the whole cache is skipped.
 MAX_UNSYNCED = 10_000
 
+# Labelled series, looked up once: `.labels()` takes a lock and builds a key each time.
 HITS, MISSES, FAILED, SKIPPED = (
     CACHE_LOOKUPS.labels(result) for result in ("hit", "miss", "error", "skipped")
 )
+OPERATIONS = ("get", "store", "delete")
+LATENCY = {operation: CACHE_LATENCY.labels(operation) for operation in OPERATIONS}
+ERRORS = {operation: CACHE_ERRORS.labels(operation) for operation in OPERATIONS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +216,7 @@ class ItemCache:
             ok = True
             return result
         except (RedisError, OSError, TimeoutError) as error:
-            CACHE_ERRORS.labels(operation).inc()
+            ERRORS[operation].inc()
             if isinstance(error, RedisConnectionError | ConnectionError) and self.client:
                 # A restarted server closed every connection: drop the idle ones now rather
                 # than fail once on each of them after it is back.
@@ -220,7 +224,7 @@ class ItemCache:
                     await self.client.connection_pool.disconnect(inuse_connections=False)
             return FAILED_CALL
         finally:
-            CACHE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+            LATENCY[operation].observe(time.perf_counter() - started)
             self.breaker.record(ok)
 
     def _unsynced(self, item_id: int) -> bool:
