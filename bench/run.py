@@ -2,6 +2,7 @@
 
     python bench/run.py            # 3 interleaved rounds of 10 s per workload (about 10 minutes)
     python bench/run.py --quick    # 1 round of 2 s: proves the harness works (about 1 minute)
+    python bench/run.py --cache    # the cache=redis project: W1 also with its Redis cache on
 
 Renders the default project, migrates and seeds a database of its own, starts the app with its
 production command (one worker, core 0), the same app with every fast path forced to its
@@ -9,6 +10,10 @@ library fallback (FAST_PATHS=false; --no-fallback leaves it out) and bench/refer
 (core 0), drives them with wrk (core 1), then prints rps/p50/p99 per workload, the
 app/reference ratios against the targets, the fallback's ratios (no target: they show what the
 fast paths buy), the app worker's memory and its cold start, and writes the same as JSON.
+With --cache it renders the cache=redis project instead, runs it without Redis as the app, and
+once more with a throwaway redis-server ("cached", W1 only, each run starting from an empty
+cache), reports the cached/app W1 rps ratio (issue 15: at least 1.3) and checks after each run
+that every item the cache serves is what the database holds (compared with the reference).
 Stdlib only: whatever needs asyncpg runs in the rendered project's venv.
 """
 
@@ -40,6 +45,9 @@ RSS_LIMIT_MB = 100.0
 COLD_START_LIMIT_S = 1.5
 SYSTEMS = ("app", "ref")
 FALLBACK = "fallback"  # the app with FAST_PATHS=false
+CACHED = "cached"  # with --cache: the app with REDIS_URL set (W1 only)
+CACHED_WORKLOADS = ("W1",)
+CACHE_TARGET_RATIO = 1.3  # cached W1 rps / the app's own W1 rps without the cache (issue 15)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,6 +79,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", type=Path, help="py-spy the app worker in round 1, raw stacks to this dir"
+    )
+    parser.add_argument(
+        "--cache",
+        action="store_true",
+        help="render cache=redis and measure W1 also with the cache on (needs redis-server)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -127,8 +140,8 @@ def port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def render(template: Path, workdir: Path) -> Path:
-    run([tool("cookiecutter"), "--no-input", str(template), "-o", str(workdir)])
+def render(template: Path, workdir: Path, *context: str) -> Path:
+    run([tool("cookiecutter"), "--no-input", str(template), "-o", str(workdir), *context])
     (project,) = (path for path in workdir.iterdir() if (path / "pyproject.toml").exists())
     # Bytecode compiled, as in the Docker image, so the cold start is not a first import.
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
@@ -166,6 +179,38 @@ def database_server(stack: contextlib.ExitStack, project: Path) -> str:
     )
     stack.callback(server.stdin.close)  # runs before stop(): lets it clean up on its own
     return server.stdout.readline().strip()
+
+
+def redis_server(stack: contextlib.ExitStack, workdir: Path) -> int:
+    """A throwaway redis-server (nothing saved), not pinned (like PostgreSQL); its port."""
+    port = free_port()
+    command = [tool("redis-server"), "--port", str(port), "--bind", "127.0.0.1"]
+    command += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+    start(stack, command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while not port_open("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.02)
+    return port
+
+
+def redis_command(port: int, *words: str) -> bytes:
+    """One command to the bench's redis-server (RESP), its raw reply."""
+    request = f"*{len(words)}\r\n" + "".join(f"${len(w)}\r\n{w}\r\n" for w in words)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+        connection.sendall(request.encode())
+        return connection.recv(1024)
+
+
+def stale_items(cached_url: str, ref_url: str, items: int, sample: int = 500) -> list[int]:
+    """Ids whose cached answer differs from the database's (the reference reads it directly)."""
+    step = max(1, items // sample)
+    return [
+        item_id
+        for item_id in range(1, items + 1, step)
+        if get_json(cached_url, f"/items/{item_id}") != get_json(ref_url, f"/items/{item_id}")
+    ]
 
 
 def production_command(project: Path, port: int) -> list[str]:
@@ -235,9 +280,29 @@ def memory_mb(pid: int) -> dict[str, float]:
     }
 
 
-def start_servers(stack, project, database_url, app_env, fallback) -> tuple[dict, int, float]:
-    """Start the app, the reference and (with `fallback`) the app with FAST_PATHS=false, all on
-    APP_CPU; return their URLs by system, the app worker's pid and the app's cold start."""
+def start_app(stack, project: Path, env: dict[str, str], name: str) -> str:
+    """One more copy of the app (its log in `name`.log), ready; its URL."""
+    port = free_port()
+    with open(project.parent / f"{name}.log", "wb") as log:
+        process = start(
+            stack,
+            ["taskset", "-c", str(APP_CPU), *production_command(project, port)],
+            cwd=project,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, process, time.perf_counter())
+    return url
+
+
+def start_servers(
+    stack, project, database_url, app_env, fallback, redis_port=None
+) -> tuple[dict, int, float]:
+    """Start the app, the reference and (with `fallback`) the app with FAST_PATHS=false, (with
+    `redis_port`) the app with its cache on, all on APP_CPU; return their URLs by system, the
+    app worker's pid and the app's cold start."""
     env = {
         **os.environ,
         "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
@@ -264,18 +329,12 @@ def start_servers(stack, project, database_url, app_env, fallback) -> tuple[dict
     cold_start = wait_ready(app_url, app, started)
     urls = {"app": app_url, "ref": ref_url}
     if fallback:
-        port = free_port()
-        urls[FALLBACK] = f"http://127.0.0.1:{port}"
-        with open(project.parent / "fallback.log", "wb") as log:
-            slow = start(
-                stack,
-                pin + production_command(project, port),
-                cwd=project,
-                env={**env, **app_env, "FAST_PATHS": "false"},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_ready(urls[FALLBACK], slow, time.perf_counter())
+        urls[FALLBACK] = start_app(
+            stack, project, {**env, **app_env, "FAST_PATHS": "false"}, FALLBACK
+        )
+    if redis_port is not None:
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        urls[CACHED] = start_app(stack, project, {**env, **app_env, "REDIS_URL": redis_url}, CACHED)
 
     reference = [
         "uvicorn",
@@ -304,19 +363,30 @@ def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) ->
     start(stack, command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def measure(args, stack, urls, app_pid) -> dict[str, dict[str, list[WrkResult]]]:
-    """Every workload, app then reference (then the fallback), round after round."""
+def measure(
+    args, stack, urls, app_pid, redis_port=None
+) -> tuple[dict[str, dict[str, list[WrkResult]]], list[list[int]]]:
+    """Every workload, app then reference (then the fallback, then the cached app on W1),
+    round after round; and after each cached run, the items it served stale (none, or a bug)."""
+    stale: list[list[int]] = []
     results: dict[str, dict[str, list[WrkResult]]] = {
-        w.key: {s: [] for s in urls} for w in args.workloads
+        w.key: {s: [] for s in urls if s != CACHED or w.key in CACHED_WORKLOADS}
+        for w in args.workloads
     }
     options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
     for round_no in range(1, args.rounds + 1):
         for workload in args.workloads:
-            for system, url in urls.items():
+            for system in results[workload.key]:
+                url = urls[system]
+                if system == CACHED:
+                    # Empty: the writes of other workloads went past this app's cache.
+                    redis_command(redis_port, "FLUSHDB")
                 run_wrk(workload, url, seconds=args.warmup, **options)
                 if args.profile and round_no == 1 and system == "app":
                     profile(stack, app_pid, args.duration, args.profile / f"{workload.key}.txt")
                 result = run_wrk(workload, url, seconds=args.duration, **options)
+                if system == CACHED:
+                    stale.append(stale_items(url, urls["ref"], args.items))
                 results[workload.key][system].append(result)
                 print(
                     f"round {round_no}/{args.rounds} {workload.key} {system}: "
@@ -324,7 +394,7 @@ def measure(args, stack, urls, app_pid) -> dict[str, dict[str, list[WrkResult]]]
                     f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}",
                     flush=True,
                 )
-    return results
+    return results, stale
 
 
 def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]:
@@ -352,6 +422,13 @@ def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]
             "p99_ratio_limit": P99_LIMIT,
             "p99_ratio_met": p99_ratio <= P99_LIMIT,
         }
+        if CACHED in per_system:  # issue 15: the cache's gain over the app's own reads
+            ratio = per_system[CACHED]["rps"] / per_system["app"]["rps"]
+            summary[workload.key] |= {
+                "cache_rps_ratio": ratio,
+                "cache_rps_ratio_target": CACHE_TARGET_RATIO,
+                "cache_rps_ratio_met": ratio >= CACHE_TARGET_RATIO,
+            }
         if FALLBACK in per_system:  # no target: what the fast paths buy
             summary[workload.key]["fallback_rps_ratio"] = (
                 per_system[FALLBACK]["rps"] / per_system["ref"]["rps"]
@@ -376,7 +453,7 @@ def print_report(report: dict) -> None:
     print(f"app: {' '.join(config['app_command'])}\n")
     print(f"{'workload':<24}{'system':<8}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for key, w in workloads.items():
-        for system in (s for s in (*SYSTEMS, FALLBACK) if s in w):
+        for system in (s for s in (*SYSTEMS, FALLBACK, CACHED) if s in w):
             s = w[system]
             label = f"{key} {w['title']}" if system == "app" else ""
             print(
@@ -400,6 +477,19 @@ def print_report(report: dict) -> None:
                 f"{key + ' ' + w['title']:<24}{w['fallback_rps_ratio']:>10.2f}"
                 f"{w['fallback_p99_ratio']:>10.1f}x"
             )
+    if any("cache_rps_ratio" in w for w in workloads.values()):
+        print(
+            f"\n{'cached / app':<24}{'rps ratio':>10}{'target':>9}  (the app's own reads, no cache)"
+        )
+        for key, w in workloads.items():
+            if "cache_rps_ratio" in w:
+                print(
+                    f"{key + ' ' + w['title']:<24}{w['cache_rps_ratio']:>10.2f}"
+                    f"{'>= ' + str(w['cache_rps_ratio_target']):>9}  "
+                    f"{verdict(w['cache_rps_ratio_met'])}"
+                )
+        stale = report["cache_stale_items"]
+        print(f"cached answers unlike the database's: {stale} ({verdict(not stale)})")
     print(
         f"\napp worker: peak RSS {worker['peak_rss_mb']:.1f} MB, RSS after the run "
         f"{worker['rss_mb']:.1f} MB (<= {RSS_LIMIT_MB:g} MB: {verdict(worker['rss_met'])})"
@@ -422,7 +512,8 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
 
     print(f"rendering {args.template} and installing it ...", flush=True)
-    project = render(args.template, workdir)
+    project = render(args.template, workdir, *(["cache=redis"] if args.cache else []))
+    redis_port = redis_server(stack, workdir) if args.cache else None
     server = database_server(stack, project)
     name = f"bench_{uuid.uuid4().hex[:12]}"
     database_url = database_chore(project, "create", server, name)
@@ -436,9 +527,9 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     print(f"database {name} seeded with {args.items:,} items; starting the servers ...", flush=True)
 
     urls, app_pid, cold_start = start_servers(
-        stack, project, database_url, args.app_env, args.fallback
+        stack, project, database_url, args.app_env, args.fallback, redis_port
     )
-    results = measure(args, stack, urls, app_pid)
+    results, stale = measure(args, stack, urls, app_pid, redis_port)
     worker = memory_mb(app_pid)
     worker["rss_met"] = worker["rss_mb"] <= RSS_LIMIT_MB
     workloads = summarize(results)
@@ -450,6 +541,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
             "items": args.items,
             "connections": args.connections,
             "fallback": args.fallback,
+            "cache": args.cache,
             "app_command": [
                 "WEB_CONCURRENCY=1",
                 *args.app_env,
@@ -460,7 +552,12 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         "app_worker": worker,
         "cold_start_s": cold_start,
         "cold_start_met": cold_start <= COLD_START_LIMIT_S,
-        "all_met": all(w["rps_ratio_met"] and w["p99_ratio_met"] for w in workloads.values())
+        "cache_stale_items": sorted({item for run_stale in stale for item in run_stale}),
+        "all_met": all(
+            w["rps_ratio_met"] and w["p99_ratio_met"] and w.get("cache_rps_ratio_met", True)
+            for w in workloads.values()
+        )
+        and not any(stale)
         and worker["rss_met"]
         and cold_start <= COLD_START_LIMIT_S,
     }

@@ -30,6 +30,18 @@ PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             "infra/tests/test_monitoring.py",
         ),
     },
+    "cache": {
+        "none": (
+            "app/cache.py",
+            "scripts/local_redis.py",
+            "tests/test_cache.py",
+            "infra/components/cache.py",
+            "infra/tests/test_cache.py",
+            "monitoring/prometheus/rules/cache.rules.yml",
+            "monitoring/prometheus/rules/cache_test.yml",
+            "monitoring/grafana/dashboards/cache.json",
+        ),
+    },
 }
 
 # Every value in .env.example equal to this is replaced by its own fresh secret in .env.

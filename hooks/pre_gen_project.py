@@ -68,6 +68,7 @@ LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause", "Proprietary")
 MONITORING = ("prometheus_grafana", "none")
 DATABASES = ("rds", "ecs_efs")
 NAT_GATEWAYS = ("single", "one_per_az", "none")
+CACHES = ("none", "redis")
 
 # Names the rendered project already uses for its own modules or depends on: a distribution
 # of the same name would make uv resolve the project against itself.
@@ -91,6 +92,7 @@ PROJECT_NAMES = frozenset(
         "pydantic",
         "pydantic_settings",
         "pytest",
+        "redis",
         "ruff",
         "scripts",
         "sqlalchemy",
@@ -269,6 +271,7 @@ FIELD_RULES: Mapping[str, Rule] = {
     "monthly_budget_usd": integer(1, 1_000_000),
     "license": one_of(LICENSES),
     "monitoring": one_of(MONITORING),
+    "cache": one_of(CACHES),
 }
 
 # Rules over several answers: each returns (the field to blame, the broken rule) or None.

@@ -44,3 +44,31 @@ def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
     assert report["cold_start_s"] > 0
     assert "app / reference" in result.stdout
     assert "fallback / reference" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("redis-server") is None,
+    reason="wrk or redis-server not installed (apt-get install wrk redis-server)",
+)
+def test_quick_benchmark_measures_w1_with_the_cache_on_and_checks_its_answers(
+    tmp_path: Path,
+) -> None:
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", "--cache"]
+    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
+    result = subprocess.run(
+        [*command, "--template", str(TEMPLATE_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+    report = json.loads(report_path.read_text())
+    w1 = report["workloads"]["W1"]
+    for system in ("app", "ref", "cached"):
+        assert w1[system]["rps"] > 0 and w1[system]["non_2xx"] == 0, system
+    assert w1["cache_rps_ratio"] > 0
+    assert report["cache_stale_items"] == []
+    assert "cached / app" in result.stdout

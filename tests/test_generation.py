@@ -26,6 +26,9 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"license": "Proprietary"},
     {"aws_region": "ap-southeast-7"},
     {"monitoring": "none"},
+    {"cache": "redis"},
+    {"cache": "redis", "monitoring": "none"},
+    {"cache": "redis", "database": "ecs_efs", "nat_gateway": "none", "autoscaling": False},
     # The infrastructure options, each alone against the defaults, then together.
     {"database": "ecs_efs"},
     {"use_fargate_spot": False},
@@ -243,6 +246,12 @@ def test_monitoring_none_leaves_no_trace_but_metrics(bake: Callable) -> None:
     assert '"/metrics"' in (project / "app" / "metrics.py").read_text()
 
 
+def test_cache_none_leaves_no_trace_of_redis(bake: Callable) -> None:
+    for path in files_of(bake({})):
+        text = path.read_text(errors="replace").lower()
+        assert "redis" not in text and "valkey" not in text, path
+
+
 def test_monitoring_services_join_the_compose_stack(bake: Callable) -> None:
     compose = yaml.safe_load((bake({}) / "docker-compose.yml").read_text())
     assert {"prometheus", "alertmanager", "alert-logger", "grafana"} <= set(compose["services"])
@@ -284,6 +293,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"python_version": "2.7"}, "python_version"),
     ({"license": "GPL-3.0"}, "license"),
     ({"monitoring": "datadog"}, "monitoring"),
+    ({"cache": "memcached"}, "cache"),
     ({"github_org": "-org"}, "github_org"),
     ({"github_org": "org_name"}, "github_org"),
     ({"github_org": "a" * 40}, "github_org"),

@@ -32,6 +32,7 @@ VALID = {
     "use_waf": False,
     "alert_email": "",
     "monthly_budget_usd": "200",
+    "cache": "none",
 }
 
 

@@ -29,6 +29,7 @@ INFRA_OPTIONS = {
     "alert_email",
     "monthly_budget_usd",
     "monitoring",
+    "cache",
 }
 # The defaults, each infrastructure option alone, and the combinations the issue names: every
 # supported variant that changes what the Pulumi program declares.

@@ -584,6 +584,47 @@ def test_every_dashboard_query_is_valid_promql(
     run_promtool(promtool, "check", "rules", queries_file)
 
 
+# --- the cache option's dashboard and alert (files of their own, absent from the default) ------
+
+
+@pytest.fixture(scope="module")
+def cache_monitoring(bake: Callable[[dict[str, object]], Path]) -> Path:
+    return bake({"cache": "redis"}) / "monitoring"
+
+
+def test_the_cache_variant_adds_a_checked_dashboard_and_alert(
+    promtool: str, cache_monitoring: Path, tmp_path: Path
+) -> None:
+    assert "cache" in dashboards(cache_monitoring)
+    assert "AppCacheErrors" in {rule["alert"] for rule in alerting_rules(cache_monitoring)}
+    # The same checks as the default project's, on the variant's files.
+    test_dashboard_structure(cache_monitoring)
+    test_dashboards_refer_to_the_datasource_by_uid_only(cache_monitoring)
+    test_every_dashboard_query_is_valid_promql(promtool, cache_monitoring, tmp_path)
+    test_rule_unit_tests_pass(promtool, cache_monitoring)
+    test_every_alert_has_a_firing_and_a_silent_unit_test(cache_monitoring)
+    test_every_alert_waits_has_a_severity_and_says_what_to_do(cache_monitoring)
+
+
+def test_the_cache_dashboard_and_alert_use_metrics_the_app_exports(cache_monitoring: Path) -> None:
+    metrics = (cache_monitoring.parent / "app" / "metrics.py").read_text()
+    exported = set(re.findall(r'^CACHE_\w+ = \w+\(\n?\s*"(\w+)"', metrics, re.MULTILINE))
+    assert exported == {
+        "cache_lookups",
+        "cache_errors",
+        "cache_operation_seconds",
+        "cache_circuit_open",
+    }
+    queries = [expr for _, expr in panel_queries(dashboards(cache_monitoring)["cache"])]
+    queries += [
+        rule["expr"]
+        for rule in alerting_rules(cache_monitoring)
+        if "cache" in rule["alert"].lower()
+    ]
+    used = set(re.findall(r"\b(cache_\w+?)(?:_total|_bucket|_count)?\{", " ".join(queries)))
+    assert used and used <= exported, used - exported
+
+
 # --- images -----------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from tests.conftest import BIN_DIR, variant_id
 # (an option's tests only exist in the projects that have it).
 RENDERED_VARIANTS: list[dict[str, object]] = [
     {},
+    {"cache": "redis"},
 ]
 
 

@@ -26,6 +26,7 @@ WORKFLOW_VARIANTS: list[dict[str, object]] = [
     {"python_version": "3.13", "aws_region": "eu-central-1"},
     {  # the fullest
         "monitoring": "prometheus_grafana",
+        "cache": "redis",
         "database": "ecs_efs",
         "use_fargate_spot": True,
         "nat_gateway": "none",

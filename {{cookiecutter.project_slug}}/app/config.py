@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, PostgresDsn, SecretStr, field_validator, model_validator
+from pydantic import Field, PostgresDsn, {% if cookiecutter.cache == "redis" %}RedisDsn, {% endif %}SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -67,6 +67,24 @@ class Settings(BaseSettings):
     # nothing.
     db_app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
     db_app_password: SecretStr | None = None
+{%- if cookiecutter.cache == "redis" %}
+
+    # The item cache (app/cache.py). Without REDIS_URL (redis://, or rediss:// for TLS), or
+    # with CACHE_TTL_SECONDS=0, it is off and every read goes to the database.
+    redis_url: RedisDsn | None = None
+    redis_username: str | None = None
+    redis_password: SecretStr | None = None
+    redis_max_connections: Annotated[int, Field(ge=1)] = 32
+    # One cache operation (a pooled connection, connecting, the command) takes at most
+    # REDIS_TIMEOUT seconds; then the request goes on without the cache.
+    redis_timeout: Annotated[float, Field(gt=0)] = 0.25
+    redis_connect_timeout: Annotated[float, Field(gt=0)] = 0.25
+    cache_ttl_seconds: Annotated[int, Field(ge=0)] = 300
+    cache_key_prefix: str = "{{ cookiecutter.project_slug }}:item:"
+    # After this many failures in a row, leave Redis alone for this many seconds.
+    cache_breaker_failures: Annotated[int, Field(ge=1)] = 3
+    cache_breaker_seconds: Annotated[float, Field(gt=0)] = 5.0
+{%- endif %}
 
     @field_validator("database_url", mode="before")
     @classmethod

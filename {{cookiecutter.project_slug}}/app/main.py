@@ -12,6 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import DESCRIPTION, TITLE, metrics
 from app.api import health, items
+{%- if cookiecutter.cache == "redis" %}
+from app.cache import ItemCache
+{%- endif %}
 from app.config import Settings, get_settings
 from app.database import Database
 from app.errors import register_error_handlers
@@ -29,11 +32,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database.from_settings(settings)
         app.state.database = database
         metrics.POOL.database = database
+{%- if cookiecutter.cache == "redis" %}
+        app.state.cache = ItemCache.from_settings(settings)
+{%- endif %}
         # Everything allocated at startup lives as long as the process: move it out of the
         # cyclic collector's way, so collections under load only scan request garbage.
         gc.collect()
         gc.freeze()
         yield
+{%- if cookiecutter.cache == "redis" %}
+        await app.state.cache.close()
+{%- endif %}
         await database.close()
 
     app = FastAPI(

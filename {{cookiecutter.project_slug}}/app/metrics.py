@@ -15,7 +15,11 @@ from typing import Any, cast
 import starlette_exporter
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
+{%- if cookiecutter.cache == "redis" %}
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+{%- else %}
 from prometheus_client import REGISTRY, Counter, Gauge
+{%- endif %}
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.pool import QueuePool
@@ -40,6 +44,27 @@ DB_CONNECTION_FAILURES = Counter(
     "db_connection_failures", "Requests that failed because the database was unreachable."
 )
 BUILD_INFO = Gauge("app_build_info", "Build of the running service.", ["version", "git_sha"])
+{%- if cookiecutter.cache == "redis" %}
+
+# The item cache (app/cache.py).
+CACHE_LOOKUPS = Counter(
+    "cache_lookups",
+    "Item reads looked up in the cache, by result: hit, miss, error, skipped (breaker open).",
+    ["result"],
+)
+CACHE_ERRORS = Counter(
+    "cache_errors", "Cache operations that failed or timed out, by operation.", ["operation"]
+)
+CACHE_LATENCY = Histogram(
+    "cache_operation_seconds",
+    "Time of each cache operation (get, store, delete) that reached Redis, failures included.",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
+CACHE_CIRCUIT_OPEN = Gauge(
+    "cache_circuit_open", "1 while the circuit breaker keeps requests away from Redis."
+)
+{%- endif %}
 
 
 class PoolCollector(Collector):

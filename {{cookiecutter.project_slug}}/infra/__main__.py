@@ -8,6 +8,9 @@ from __future__ import annotations
 import pulumi
 import stack_config
 from components.alarms import Alerting, AlertingArgs, ServiceAlarms, ServiceAlarmsArgs
+{%- if cookiecutter.cache == "redis" %}
+from components.cache import Cache, CacheArgs
+{%- endif %}
 from components.ci_access import CiAccess, CiAccessArgs
 from components.cluster import Cluster, ClusterArgs
 from components.database import DatabaseArgs
@@ -123,6 +126,22 @@ database = Database(
     ),
 )
 
+{%- if cookiecutter.cache == "redis" %}
+cache = Cache(
+    prefixed(slug, "cache"),
+    CacheArgs(
+        vpc_id=network.vpc_id,
+        private_subnet_ids=network.private_subnet_ids,
+        client_security_group_id=groups.app_security_group_id,
+        key_prefix=f"{slug}:item:",
+        alarm_topic_arn=alerting.topic_arn,
+        node_type=cfg.cache_node_type,
+        max_data_gb=cfg.cache_max_data_gb,
+        max_ecpu_per_second=cfg.cache_max_ecpu_per_second,
+    ),
+)
+{%- endif %}
+
 app = AppService(
     prefixed(slug, "app"),
     AppServiceArgs(
@@ -147,9 +166,16 @@ app = AppService(
             "POSTGRES_PORT": database.port.apply(str),
             "POSTGRES_DB": database.db_name,
             **database.access.app_environment,
+{%- if cookiecutter.cache == "redis" %}
+            **cache.app_environment,
+        },
+        secrets={**database.access.app_secrets, **cache.app_secrets},
+        secret_arns=[*database.access.secret_arns, *cache.secret_arns],
+{%- else %}
         },
         secrets=database.access.app_secrets,
         secret_arns=database.access.secret_arns,
+{%- endif %}
         migration_environment=database.access.migration_environment,
         migration_secrets=database.access.migration_secrets,
         task_role_statements=database.access.task_role_statements,

@@ -81,6 +81,12 @@ class StackConfig:
     github_oidc_provider_arn: str
     state_bucket_name: str
     secrets_kms_key_arn: str
+{%- if cookiecutter.cache == "redis" %}
+    # ElastiCache for Valkey: "" = serverless, within these limits; a node type = nodes.
+    cache_node_type: str = ""
+    cache_max_data_gb: int = 1
+    cache_max_ecpu_per_second: int = 5000
+{%- endif %}
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
     # Without a domain (plain HTTP), Grafana is reachable only from these; empty = not at all.
     grafana_allowed_cidrs: tuple[str, ...] = ()
@@ -128,6 +134,21 @@ def validate(cfg: StackConfig) -> StackConfig:
             "an e-mail address or empty",
         ),
         ("monthlyBudgetUsd", cfg.monthly_budget_usd, cfg.monthly_budget_usd > 0, "positive"),
+{%- if cookiecutter.cache == "redis" %}
+        (
+            "cacheNodeType",
+            cfg.cache_node_type,
+            not cfg.cache_node_type or cfg.cache_node_type.startswith("cache."),
+            'empty (serverless) or an ElastiCache node type such as "cache.t4g.micro"',
+        ),
+        ("cacheMaxDataGb", cfg.cache_max_data_gb, 1 <= cfg.cache_max_data_gb <= 5000, "1-5000"),
+        (
+            "cacheMaxEcpuPerSecond",
+            cfg.cache_max_ecpu_per_second,
+            1000 <= cfg.cache_max_ecpu_per_second <= 15_000_000,
+            "1000-15000000",
+        ),
+{%- endif %}
         (
             "githubRepository",
             cfg.github_repository,
@@ -256,6 +277,11 @@ def load() -> StackConfig:
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",
             state_bucket_name=config.get("stateBucketName") or "",
             secrets_kms_key_arn=config.get("secretsKmsKeyArn") or "",
+{%- if cookiecutter.cache == "redis" %}
+            cache_node_type=config.get("cacheNodeType") or "",
+            cache_max_data_gb=_int(config, "cacheMaxDataGb", 1),
+            cache_max_ecpu_per_second=_int(config, "cacheMaxEcpuPerSecond", 5000),
+{%- endif %}
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
             grafana_allowed_cidrs=tuple(config.get_object("grafanaAllowedCidrs") or ()),
 {%- endif %}

@@ -19,8 +19,14 @@ from types import FrameType
 
 from app.config import Settings
 from scripts.local_postgres import create_database, local_server
+{%- if cookiecutter.cache == "redis" %}
+from scripts.local_redis import local_redis
+{%- endif %}
 
 DATA_DIR = Path(".devdata/postgres").resolve()
+{%- if cookiecutter.cache == "redis" %}
+REDIS_DIR = Path(".devdata/redis").resolve()
+{%- endif %}
 DATABASE_NAME = "{{ cookiecutter.package_name }}"
 # uvicorn's reloader and worker get this long after SIGTERM before SIGKILL.
 STOP_TIMEOUT_S = 10
@@ -95,6 +101,21 @@ def database_env() -> Iterator[dict[str, str]]:
         print(f"DATABASE_URL={url}", flush=True)
         yield {**env, "DATABASE_URL": url}
 
+{%- if cookiecutter.cache == "redis" %}
+
+
+@contextmanager
+def redis_env(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The environment for the server: the configured REDIS_URL, else a local redis-server's
+    (a cache: it starts empty and stops with the server)."""
+    if Settings().redis_url is not None:
+        yield env
+        return
+    with local_redis(REDIS_DIR) as server:
+        print(f"Local Redis (stopped on exit): REDIS_URL={server.url}", flush=True)
+        yield {**env, "REDIS_URL": server.url}
+{%- endif %}
+
 
 def alembic(*args: str) -> list[str]:
     return [sys.executable, "-m", "alembic", *args]
@@ -121,7 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                 return run(alembic("revision", "--autogenerate", "-m", args.message), env)
             port = env.get("PORT", "8000")
             serve = [sys.executable, "-m", "uvicorn", "app.main:app", "--reload", "--port", port]
+{%- if cookiecutter.cache == "redis" %}
+            with redis_env(env) as serve_env:
+                return run(serve, serve_env)
+{%- else %}
             return run(serve, env)
+{%- endif %}
     except KeyboardInterrupt:
         # Everything started above has stopped. Stopping is how a dev server ends: not an error.
         return 130 if args.command in ("migrate", "migration") else 0

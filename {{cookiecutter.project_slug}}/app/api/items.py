@@ -15,6 +15,9 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, st
 from pydantic import TypeAdapter
 
 from app import repository
+{%- if cookiecutter.cache == "redis" %}
+from app.cache import ItemCacheDep, Lookup
+{%- endif %}
 from app.database import DatabaseDep, Record
 from app.log import request_id_var
 from app.metrics import ITEMS_CREATED
@@ -121,6 +124,14 @@ def item_response(row: Record, status_code: int = status.HTTP_200_OK) -> Respons
         media_type="application/json",
     )
 
+{%- if cookiecutter.cache == "redis" %}
+
+
+def cached_response(hit: Lookup) -> Response:
+    """The cached ItemRead JSON, sent as item_response sends it."""
+    return Response(hit.body, headers={"ETag": etag(hit.version)}, media_type="application/json")
+{%- endif %}
+
 
 def not_found(item_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found.")
@@ -166,12 +177,27 @@ async def list_items(
         404: {"model": ErrorResponse, "description": "No such item."},
     },
 )
+{%- if cookiecutter.cache == "redis" %}
+async def get_item(item_id: ItemId, db: DatabaseDep, cache: ItemCacheDep) -> Response:
+    """Fetch one item by id (from the cache when it holds the item)."""
+    lookup = await cache.get(item_id)
+    if lookup.body is not None:
+        return cached_response(lookup)
+    row = await repository.get_item(db, item_id)
+    if row is None:
+        raise not_found(item_id)
+    response = item_response(row)
+    if lookup.fill:
+        await cache.fill(item_id, row["version"], response.body)
+    return response
+{%- else %}
 async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
     """Fetch one item by id."""
     row = await repository.get_item(db, item_id)
     if row is None:
         raise not_found(item_id)
     return item_response(row)
+{%- endif %}
 
 
 @router.patch(
@@ -185,7 +211,11 @@ async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
     openapi_extra=CONDITIONAL,
 )
 async def update_item(
+{%- if cookiecutter.cache == "redis" %}
+    item_id: ItemId, data: ItemUpdate, db: DatabaseDep, request: Request, cache: ItemCacheDep
+{%- else %}
     item_id: ItemId, data: ItemUpdate, db: DatabaseDep, request: Request
+{%- endif %}
 ) -> Response:
     """Change the fields given; the rest stay as they are."""
     versions = matching_versions(request)
@@ -201,7 +231,13 @@ async def update_item(
         raise stale(item_id, error) from None
     if row is None:
         raise not_found(item_id)
+{%- if cookiecutter.cache == "redis" %}
+    response = item_response(row)
+    await cache.update(item_id, row["version"], response.body)  # committed: now the cache
+    return response
+{%- else %}
     return item_response(row)
+{%- endif %}
 
 
 @router.delete(
@@ -211,7 +247,13 @@ async def update_item(
     responses=CONDITIONAL_RESPONSES,
     openapi_extra=CONDITIONAL,
 )
+{%- if cookiecutter.cache == "redis" %}
+async def delete_item(
+    item_id: ItemId, db: DatabaseDep, request: Request, cache: ItemCacheDep
+) -> Response:
+{%- else %}
 async def delete_item(item_id: ItemId, db: DatabaseDep, request: Request) -> Response:
+{%- endif %}
     """Delete an item (its history stays in item_events; the API answers 404 for it)."""
     versions = matching_versions(request)
     try:
@@ -222,6 +264,9 @@ async def delete_item(item_id: ItemId, db: DatabaseDep, request: Request) -> Res
         raise stale(item_id, error) from None
     if not deleted:
         raise not_found(item_id)
+{%- if cookiecutter.cache == "redis" %}
+    await cache.delete(item_id)  # committed: now the cache
+{%- endif %}
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -97,6 +97,16 @@ def _computed(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         state["fqdn"] = inputs["name"]
     elif type_token == "aws:sns/topic:Topic":
         state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{physical}"
+{%- if cookiecutter.cache == "redis" %}
+    elif type_token == "aws:elasticache/serverlessCache:ServerlessCache":
+        address = f"{physical}-abc123.serverless.use1.cache.amazonaws.com"
+        state["endpoints"] = [{"address": address, "port": 6379}]
+    elif type_token == "aws:elasticache/replicationGroup:ReplicationGroup":
+        state |= {
+            "primaryEndpointAddress": f"master.{physical}.abc123.use1.cache.amazonaws.com",
+            "memberClusters": [f"{physical}-002", f"{physical}-001"],
+        }
+{%- endif %}
     return state
 
 

@@ -1,6 +1,10 @@
 """Database option ecs_efs: one Postgres task on encrypted EFS, reached through Cloud Map."""
 
 from __future__ import annotations
+{%- if cookiecutter.cache == "redis" %}
+
+from unittest.mock import ANY
+{%- endif %}
 
 from policy_helpers import containers, task_definition_of
 
@@ -90,6 +94,9 @@ def test_the_app_logs_in_as_its_own_role_and_only_migrations_as_the_superuser(de
     assert {s["name"]: s["valueFrom"] for s in migration["secrets"]} == {
         "POSTGRES_PASSWORD": superuser,
         "DB_APP_PASSWORD": app_password,  # the migrations set it on the app's role
+{%- if cookiecutter.cache == "redis" %}
+        "REDIS_PASSWORD": ANY,  # the app's settings, the cache's too
+{%- endif %}
     }
     policies = default.of_type("aws:iam/rolePolicy:RolePolicy")
     assert not [p for p in policies if p.name.endswith("-app-task-policy")]

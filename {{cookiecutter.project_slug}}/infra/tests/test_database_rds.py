@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+{%- if cookiecutter.cache == "redis" %}
+from unittest.mock import ANY
+{%- endif %}
 
 from components.database_rds import CA_BUNDLE_PATH
 from conftest import INFRA
@@ -59,7 +62,11 @@ def test_the_app_logs_in_as_its_own_role_with_iam_tokens_over_verified_tls(defau
     assert env["DB_AUTH"] == "rds_iam"
     assert env["DB_SSL_ROOT_CERT"] == CA_BUNDLE_PATH
     # No password at all: not the master's, which rotates under it every 7 days.
+{%- if cookiecutter.cache == "redis" %}
+    assert [s["name"] for s in app["secrets"]] == ["REDIS_PASSWORD"]  # the cache's (test_cache)
+{%- else %}
     assert app["secrets"] == []
+{%- endif %}
     assert "DB_APP_USER" not in env
 
 
@@ -72,9 +79,16 @@ def test_the_migrations_read_the_rotated_master_password_at_each_run(default):
     assert env["DB_APP_USER"] == "app_login"  # they create and grant the app's role
     assert env["DB_SSL_ROOT_CERT"] == CA_BUNDLE_PATH
     # Injected by ECS when the one-off task starts: the current password, never a stale one.
+{%- if cookiecutter.cache == "redis" %}
+    assert migration["secrets"] == [
+        {"name": "POSTGRES_PASSWORD", "valueFrom": f"{secret_arn}:password::"},
+        {"name": "REDIS_PASSWORD", "valueFrom": ANY},  # the app's settings, the cache's too
+    ]
+{%- else %}
     assert migration["secrets"] == [
         {"name": "POSTGRES_PASSWORD", "valueFrom": f"{secret_arn}:password::"}
     ]
+{%- endif %}
     execution = default.one("aws:iam/rolePolicy:RolePolicy", "-app-execution-policy")
     readable = [
         resource
@@ -82,7 +96,11 @@ def test_the_migrations_read_the_rotated_master_password_at_each_run(default):
         if statement["Action"] == ["secretsmanager:GetSecretValue"]
         for resource in statement["Resource"]
     ]
+{%- if cookiecutter.cache == "redis" %}
+    assert readable[0] == secret_arn and len(readable) == 2  # and the cache's (test_cache)
+{%- else %}
     assert readable == [secret_arn]
+{%- endif %}
 
 
 def test_the_task_role_may_connect_exactly_as_the_app_role(default):

@@ -97,11 +97,21 @@ def test_no_plaintext_secret_in_any_task_definition(variant: Deployment):
     )
 
 
+{% if cookiecutter.cache == "redis" -%}
+# ...and in the cache's user, which ElastiCache must be given the password of.
+PASSWORD_HOLDERS = (
+    "aws:secretsmanager/secretVersion:SecretVersion",
+    "aws:elasticache/user:User",
+)
+{% else -%}
+PASSWORD_HOLDERS = ("aws:secretsmanager/secretVersion:SecretVersion",)
+{% endif %}
+
 def test_generated_passwords_live_only_in_secret_versions(variant: Deployment):
     for resource in variant.resources:
         for key, value in resource.inputs.items():
             if any(RANDOM_PASSWORD in text for text in strings_in(value)):
-                assert resource.type == "aws:secretsmanager/secretVersion:SecretVersion", (
+                assert resource.type in PASSWORD_HOLDERS, (
                     f"{resource.type} {resource.name}.{key} holds a generated password"
                 )
                 assert is_secret_wrapped(value), f"{resource.name}.{key} is not a Pulumi secret"
