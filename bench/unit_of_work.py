@@ -20,13 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path.cwd()))
 
-from sqlalchemy import func, select  # noqa: E402
-
-from app import repository  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.database import Database  # noqa: E402
-from app.models import Item  # noqa: E402
-from app.schemas import ItemCreate  # noqa: E402
+from app import repository
+from app.config import Settings
+from app.database import Database
+from app.models import Item
+from app.schemas import ItemCreate
+from sqlalchemy import func, select
 
 ROUNDS = 5
 CALLS = 400

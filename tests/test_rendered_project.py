@@ -38,7 +38,7 @@ def make(project: Path, target: str, **env: str) -> None:
 def project(request: pytest.FixtureRequest, bake: Callable) -> Path:
     rendered = bake(request.param)
     make(rendered, "install")
-    assert (rendered / "uv.lock").exists(), "make install creates the lock the README says to commit"
+    assert (rendered / "uv.lock").exists(), "make install creates the lock to commit"
     return rendered
 
 
