@@ -72,3 +72,5 @@ def test_quick_benchmark_measures_w1_with_the_cache_on_and_checks_its_answers(
     assert w1["cache_rps_ratio"] > 0
     assert report["cache_stale_items"] == []
     assert "cached / app" in result.stdout
+    # Filled before it is measured: every read of the measured run is a hit.
+    assert "W1 cached:" in result.stdout and "hits 100.0%" in result.stdout

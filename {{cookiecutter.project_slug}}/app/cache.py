@@ -1,7 +1,10 @@
 """Cache-aside for `GET /items/{id}`: Redis in front of the database, never a source of errors.
 
 A read looks the item up in Redis; on a miss it reads the database and stores the response body
-with the item's version, for CACHE_TTL_SECONDS. A write stores the new version (an update) or a
+with the item's version, for CACHE_TTL_SECONDS. The lookups that requests make in one turn of
+the event loop go to Redis together, as one MGET: under load one round trip answers many
+requests (the client's per-command cost is most of a lookup's), and a lone request waits for
+no one. A write stores the new version (an update) or a
 tombstone (a delete) once its transaction has committed. Every store goes through one Lua
 script that keeps the newest version: a read that fetched version 1 before an update committed
 version 2 can reach Redis after the update did, and still not put version 1 back.
@@ -134,6 +137,9 @@ class ItemCache:
         # Item id -> until when its entry may be older than the database (a write missed Redis).
         self.unsynced: dict[int, float] = {}
         self.skip_all_until = 0.0
+        # The lookups of this turn of the event loop, sent together as one MGET.
+        self.batch: list[tuple[str, asyncio.Future[bytes | Failure | None]]] | None = None
+        self.sending: set[asyncio.Task[None]] = set()
         self.store_if_newer = client.register_script(STORE_IF_NEWER) if client else None
 
     @classmethod
@@ -155,13 +161,13 @@ class ItemCache:
         return cls(Redis(connection_pool=pool), settings)
 
     async def get(self, item_id: int) -> Lookup:
-        if self.client is None:
+        client = self.client
+        if client is None:
             return UNAVAILABLE
         if self.unsynced and self._unsynced(item_id):
             SKIPPED.inc()
             return MISS  # the database's answer repairs the entry (it is newer)
-        client, key = self.client, self.prefix + str(item_id)
-        value = await self._call("get", lambda: client.get(key))
+        value = await self._lookup(client, self.prefix + str(item_id))
         if value is None:
             MISSES.inc()
             return MISS
@@ -174,6 +180,30 @@ class ItemCache:
         head, _, body = value.partition(b" ")
         HITS.inc()
         return Lookup(body, int(head))
+
+    def _lookup(self, client: Redis, key: str) -> "asyncio.Future[bytes | Failure | None]":
+        """`key`'s value, from the MGET of this turn of the event loop (one per turn)."""
+        loop = asyncio.get_running_loop()
+        if self.batch is None:
+            self.batch = []
+            # Runs once this turn's requests have asked. Held until done: the loop keeps only a
+            # weak reference to a task.
+            task = loop.create_task(self._send_batch(client))
+            self.sending.add(task)
+            task.add_done_callback(self.sending.discard)
+        future: asyncio.Future[bytes | Failure | None] = loop.create_future()
+        self.batch.append((key, future))
+        return future
+
+    async def _send_batch(self, client: Redis) -> None:
+        batch, self.batch = self.batch or [], None
+        keys = [key for key, _ in batch]
+        values = await self._call("get", lambda: client.mget(keys))
+        if isinstance(values, Failure):
+            values = [values] * len(batch)
+        for (_, future), value in zip(batch, values, strict=True):
+            if not future.done():  # its request was cancelled meanwhile
+                future.set_result(value)
 
     async def fill(self, item_id: int, version: int, body: bytes | memoryview) -> bool:
         """After a miss: cache the item at `version`, unless a newer version (or its delete)

@@ -57,7 +57,8 @@ CACHE_ERRORS = Counter(
 )
 CACHE_LATENCY = Histogram(
     "cache_operation_seconds",
-    "Time of each cache operation (get, store, delete) that reached Redis, failures included.",
+    "Time of each cache operation (get: one MGET for the reads of one event-loop turn; store,"
+    " delete) that reached Redis, failures included.",
     ["operation"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
 )

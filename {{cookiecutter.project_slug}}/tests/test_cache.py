@@ -138,6 +138,48 @@ async def test_a_read_is_a_miss_then_a_hit_served_from_redis(
     assert second.headers["content-type"] == first.headers["content-type"]
 
 
+def round_trips(operation: str) -> float:
+    labels = {"operation": operation}
+    return REGISTRY.get_sample_value("cache_operation_seconds_count", labels) or 0.0
+
+
+async def test_concurrent_reads_share_one_round_trip_and_each_gets_its_own_item(
+    served: tuple[httpx.AsyncClient, FastAPI],
+) -> None:
+    client, _app = served
+    ids = [await create(client) for _ in range(20)]
+    for item_id in ids:  # renamed, so that every body differs; then cached
+        await client.patch(f"/items/{item_id}", json={"name": f"Item {item_id}"})
+        await client.get(f"/items/{item_id}")
+    hits, trips = lookups("hit"), round_trips("get")
+
+    reads = [random.choice(ids) for _ in range(60)]  # repeats included
+    responses = await asyncio.gather(*(client.get(f"/items/{i}") for i in reads))
+
+    assert [r.json()["name"] for r in responses] == [f"Item {i}" for i in reads]
+    assert lookups("hit") == hits + len(reads)
+    assert round_trips("get") - trips < len(reads) / 4, "the reads were not sent together"
+
+
+async def test_a_cancelled_read_leaves_the_others_of_its_round_trip_answered(
+    served: tuple[httpx.AsyncClient, FastAPI],
+) -> None:
+    client, app = served
+    ids = [await create(client) for _ in range(5)]
+    for item_id in ids:
+        await client.get(f"/items/{item_id}")
+    cache: ItemCache = app.state.cache
+
+    lookups_ = [asyncio.ensure_future(cache.get(item_id)) for item_id in ids]
+    await asyncio.sleep(0)  # every lookup has joined the round trip, which is now under way
+    lookups_[0].cancel()
+    answered = await asyncio.gather(*lookups_[1:])
+
+    assert all(found.body is not None for found in answered)
+    assert [found.version for found in answered] == [1] * 4
+    assert cache.batch is None
+
+
 async def test_an_update_is_read_back_at_once(served: tuple[httpx.AsyncClient, FastAPI]) -> None:
     client, app = served
     item_id = await create(client)

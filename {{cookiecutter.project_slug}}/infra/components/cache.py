@@ -29,7 +29,7 @@ APP_USER_NAME = "app"
 # What the app's user may run, on the app's keys only: connecting (AUTH, HELLO, CLIENT, PING),
 # GET and SET, and the Lua script that stores the newest version (EVALSHA; SCRIPT LOAD when the
 # server does not know it yet, as after a restart: app/cache.py).
-APP_ACCESS = "on ~{prefix}* -@all +@connection +get +set +evalsha +script|load"
+APP_ACCESS = "on ~{prefix}* -@all +@connection +get +mget +set +evalsha +script|load"
 CPU_ALARM_PERCENT = 80
 MEMORY_ALARM_PERCENT = 80
 ALARM_PERIOD_SECONDS = 300
