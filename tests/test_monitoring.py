@@ -710,21 +710,23 @@ def stack(
             service.serve(python, project, dead_database, work / "broken.log")
         )
 
-        # The rendered compose config with loopback targets and short intervals.
-        port = free_port()
-        config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
-        config["global"].update(scrape_interval="2s", evaluation_interval="2s")
-        config.pop("alerting")  # alerts are followed by test_an_alert_fires_...
-        config["rule_files"] = [
-            str(monitoring / "prometheus" / path) for path in config["rule_files"]
-        ]
-        for job in config["scrape_configs"]:
-            targets = [app, broken] if job["job_name"] == "app" else [f"127.0.0.1:{port}"]
-            job["static_configs"] = [{"targets": targets}]
-        (work / "prometheus.yml").write_text(yaml.safe_dump(config))
-        prometheus = Prometheus(work / "prometheus.yml", work, port)
+        prometheus = local_prometheus(monitoring, [app, broken], work)
         cleanup.callback(prometheus.stop)
         yield Stack(prometheus, app, broken)
+
+
+def local_prometheus(monitoring: Path, apps: list[str], work: Path) -> Prometheus:
+    """The rendered compose config with loopback targets and short intervals, running."""
+    port = free_port()
+    config = load_yaml(monitoring / "prometheus" / "prometheus.yml")
+    config["global"].update(scrape_interval="2s", evaluation_interval="2s")
+    config.pop("alerting")  # alerts are followed by test_an_alert_fires_...
+    config["rule_files"] = [str(monitoring / "prometheus" / path) for path in config["rule_files"]]
+    for job in config["scrape_configs"]:
+        targets = apps if job["job_name"] == "app" else [f"127.0.0.1:{port}"]
+        job["static_configs"] = [{"targets": targets}]
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    return Prometheus(work / "prometheus.yml", work, port)
 
 
 @pytest.mark.e2e
@@ -784,3 +786,72 @@ def test_e2e_database_outage_raises_the_db_failure_alert(stack: Stack) -> None:
     [alert] = stack.query_with_traffic(expr, until=bool)
     # `for: 5m` keeps it pending within this test; that it is pending proves the expression.
     assert alert["metric"]["alertstate"] in {"pending", "firing"}
+
+
+@pytest.mark.e2e
+def test_e2e_the_cache_dashboard_and_alert_have_data_from_a_cached_app(
+    cache_monitoring: Path, tmp_path: Path
+) -> None:
+    """The cache variant served with a real redis-server, scraped by the real Prometheus: every
+    query of its Cache dashboard returns data, hits and misses are counted, its rules evaluate."""
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is missing: apt-get install redis-server"
+    project = cache_monitoring.parent
+    python = service.install(project, tmp_path / "venv")
+    with ExitStack() as cleanup:
+        redis_port = free_port()
+        redis = subprocess.Popen(
+            [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+            cwd=tmp_path,
+            stdout=subprocess.DEVNULL,
+        )
+        cleanup.callback(redis.wait, timeout=30)
+        cleanup.callback(redis.terminate)
+        database_url = cleanup.enter_context(service.fresh_database(python))
+        service.migrate(python, project, database_url)
+        app = cleanup.enter_context(
+            service.serve(
+                python,
+                project,
+                database_url,
+                tmp_path / "app.log",
+                REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+            )
+        )
+        prometheus = local_prometheus(cache_monitoring, [app], tmp_path)
+        cleanup.callback(prometheus.stop)
+
+        def traffic() -> None:
+            with httpx.Client(base_url=f"http://{app}", timeout=10) as client:
+                created = client.post("/items", json={"name": "cached", "price": "1.00"})
+                assert created.status_code == 201, created.text
+                for _ in range(3):  # a miss, then hits
+                    assert client.get(f"/items/{created.json()['id']}").status_code == 200
+
+        def counted(result: list[dict[str, Any]]) -> bool:
+            values = {s["metric"]["result"]: float(s["value"][1]) for s in result}
+            return values.get("hit", 0) > 0 and values.get("miss", 0) > 0
+
+        def lookups() -> list[dict[str, Any]] | None:
+            traffic()
+            result = prometheus.query("cache_lookups_total")
+            return result if counted(result) else None
+
+        wait_for(lookups, timeout=60, what="hits and misses scraped", every=1)
+        for where, expr in panel_queries(dashboards(cache_monitoring)["cache"]):
+            query = substitute(expr, E2E_VALUES)
+
+            def answered(query: str = query) -> list[dict[str, Any]] | None:
+                traffic()  # a rate needs two scrapes with traffic between them
+                return prometheus.query(query) or None
+
+            wait_for(answered, timeout=60, what=f"data for {where}", every=1)
+
+        def evaluated() -> list[dict[str, Any]] | None:
+            groups = prometheus.api("rules")["groups"]
+            rules = [r for g in groups for r in g["rules"] if r["name"] == "AppCacheErrors"]
+            return rules if rules and rules[0]["health"] != "unknown" else None
+
+        [rule] = wait_for(evaluated, timeout=30, what="AppCacheErrors to be evaluated")
+        assert rule["health"] == "ok", rule.get("lastError")
+        assert rule["state"] == "inactive", "no cache errors: the alert stays silent"

@@ -82,10 +82,14 @@ def migrate(python: Path, project: Path, database_url: str) -> None:
 
 
 @contextmanager
-def serve(python: Path, project: Path, database_url: str, log: Path) -> Iterator[str]:
-    """Uvicorn serving the app as the Dockerfile does, on a free loopback port; yields host:port."""
+def serve(
+    python: Path, project: Path, database_url: str, log: Path, **settings: str
+) -> Iterator[str]:
+    """Uvicorn serving the app as the Dockerfile does, on a free loopback port; yields host:port.
+    `settings`: more environment for the app (REDIS_URL=...)."""
     port = free_port()
     env = {**os.environ, "DATABASE_URL": database_url, "ACCESS_LOG": "false", "GIT_SHA": "e2e"}
+    env |= settings
     process = subprocess.Popen(
         [
             python,
