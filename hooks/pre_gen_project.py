@@ -69,6 +69,7 @@ MONITORING = ("prometheus_grafana", "none")
 DATABASES = ("rds", "ecs_efs")
 NAT_GATEWAYS = ("single", "one_per_az", "none")
 CACHES = ("none", "redis")
+DEPLOYMENT_STRATEGIES = ("rolling", "blue_green", "canary")
 
 # Names the rendered project already uses for its own modules or depends on: a distribution
 # of the same name would make uv resolve the project against itself.
@@ -272,6 +273,7 @@ FIELD_RULES: Mapping[str, Rule] = {
     "license": one_of(LICENSES),
     "monitoring": one_of(MONITORING),
     "cache": one_of(CACHES),
+    "deployment_strategy": one_of(DEPLOYMENT_STRATEGIES),
 }
 
 # Rules over several answers: each returns (the field to blame, the broken rule) or None.

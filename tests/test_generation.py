@@ -29,6 +29,8 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"cache": "redis"},
     {"cache": "redis", "monitoring": "none"},
     {"cache": "redis", "database": "ecs_efs", "nat_gateway": "none", "autoscaling": False},
+    {"deployment_strategy": "blue_green"},
+    {"deployment_strategy": "canary", "monitoring": "none", "domain_name": "api.example.com"},
     # The infrastructure options, each alone against the defaults, then together.
     {"database": "ecs_efs"},
     {"use_fargate_spot": False},
@@ -294,6 +296,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"license": "GPL-3.0"}, "license"),
     ({"monitoring": "datadog"}, "monitoring"),
     ({"cache": "memcached"}, "cache"),
+    ({"deployment_strategy": "blue-green"}, "deployment_strategy"),
     ({"github_org": "-org"}, "github_org"),
     ({"github_org": "org_name"}, "github_org"),
     ({"github_org": "a" * 40}, "github_org"),

@@ -30,6 +30,7 @@ INFRA_OPTIONS = {
     "monthly_budget_usd",
     "monitoring",
     "cache",
+    "deployment_strategy",
 }
 # The defaults, each infrastructure option alone, and the combinations the issue names: every
 # supported variant that changes what the Pulumi program declares.

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import pulumi
 import stack_config
-from components.alarms import Alerting, AlertingArgs, ServiceAlarms, ServiceAlarmsArgs
+from components.alarms import (
+    Alerting,
+    AlertingArgs,
+    ServiceAlarms,
+    ServiceAlarmsArgs,
+    deployment_alarm_names,
+)
 {%- if cookiecutter.cache == "redis" %}
 from components.cache import Cache, CacheArgs
 {%- endif %}
@@ -142,6 +148,7 @@ cache = Cache(
 )
 {%- endif %}
 
+alarms_name = prefixed(slug, "alarms")
 app = AppService(
     prefixed(slug, "app"),
     AppServiceArgs(
@@ -187,14 +194,22 @@ app = AppService(
         max_tasks=cfg.max_tasks,
         cpu_target_percent=cfg.cpu_target_percent,
         requests_per_target=cfg.requests_per_target,
+        deployment_strategy=cfg.deployment_strategy,
+        bake_minutes=cfg.deployment_bake_minutes,
+        canary_percent=cfg.canary_percent,
+        canary_bake_minutes=cfg.canary_bake_minutes,
+        deployment_alarm_names=deployment_alarm_names(alarms_name),
     ),
 )
 ServiceAlarms(
-    prefixed(slug, "alarms"),
+    alarms_name,
     ServiceAlarmsArgs(
         topic_arn=alerting.topic_arn,
         alb_arn_suffix=load_balancer.alb_arn_suffix,
         target_group_arn_suffix=app.target_group_arn_suffix,
+        alternate_target_group_arn_suffix=(
+            app.target_group_arn_suffixes[1] if cfg.deployment_strategy != "rolling" else None
+        ),
     ),
 )
 
@@ -272,6 +287,9 @@ pulumi.export("ecr_repository_urls", registry.repository_urls)
 pulumi.export("cluster_name", cluster.cluster_name)
 pulumi.export("cluster_arn", cluster.cluster_arn)
 pulumi.export("service_name", app.service_name)
+# How deploy.yml follows a deploy: rolling waits for a stable service; blue_green and canary
+# smoke-test the new revision through the test header, then wait for ECS's verdict.
+pulumi.export("deployment_strategy", cfg.deployment_strategy)
 # Every service a deploy rolls; the deploy workflow waits until each is stable on the new image.
 pulumi.export(
     "service_names",

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pulumi
 
 NAT_GATEWAY_MODES = ("single", "one_per_az", "none")
+DEPLOYMENT_STRATEGIES = ("rolling", "blue_green", "canary")  # components/service.py STRATEGIES
 
 # AWS caps ALB and target group names at 32 characters. Pulumi auto-naming appends "-" and
 # 7 hex characters (8 in all), and the longest suffix the program adds to the slug is "-graf"
@@ -57,6 +58,10 @@ class StackConfig:
     max_tasks: int
     cpu_target_percent: int
     requests_per_target: int
+    deployment_strategy: str
+    deployment_bake_minutes: int
+    canary_percent: int
+    canary_bake_minutes: int
     domain_name: str
     hosted_zone_name: str
     use_waf: bool
@@ -121,6 +126,25 @@ def validate(cfg: StackConfig) -> StackConfig:
             "a lowercase PostgreSQL role name other than dbUsername (the master)",
         ),
         ("maxTasks", cfg.max_tasks, cfg.max_tasks >= cfg.min_tasks, "at least minTasks"),
+        (
+            "deploymentStrategy",
+            cfg.deployment_strategy,
+            cfg.deployment_strategy in DEPLOYMENT_STRATEGIES,
+            "one of " + ", ".join(DEPLOYMENT_STRATEGIES),
+        ),
+        (
+            "deploymentBakeMinutes",
+            cfg.deployment_bake_minutes,
+            0 <= cfg.deployment_bake_minutes <= 1440,
+            "0-1440 (ECS's limit)",
+        ),
+        ("canaryPercent", cfg.canary_percent, 1 <= cfg.canary_percent <= 99, "1-99"),
+        (
+            "canaryBakeMinutes",
+            cfg.canary_bake_minutes,
+            0 <= cfg.canary_bake_minutes <= 1440,
+            "0-1440 (ECS's limit)",
+        ),
         (
             "domainName",
             cfg.domain_name,
@@ -250,6 +274,10 @@ def load() -> StackConfig:
             max_tasks=_int(config, "maxTasks", 1),
             cpu_target_percent=_int(config, "cpuTargetPercent", 60),
             requests_per_target=_int(config, "requestsPerTarget", 1000),
+            deployment_strategy=config.get("deploymentStrategy") or "rolling",
+            deployment_bake_minutes=_int(config, "deploymentBakeMinutes", 10),
+            canary_percent=_int(config, "canaryPercent", 10),
+            canary_bake_minutes=_int(config, "canaryBakeMinutes", 5),
             domain_name=domain_name,
             hosted_zone_name=config.get("hostedZoneName") or derive_hosted_zone(domain_name),
             use_waf=_bool(config, "useWaf"),

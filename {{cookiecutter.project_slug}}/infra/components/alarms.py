@@ -91,6 +91,21 @@ class ServiceAlarmsArgs:
     target_group_arn_suffix: pulumi.Input[str]
     error_rate_percent: float = 5.0
     p95_latency_seconds: float = 0.5
+    # blue_green / canary: the alternate target group too (the app serves from either), a p99
+    # alarm, and names fixed in advance (deployment_alarm_names) for the service to refer to.
+    alternate_target_group_arn_suffix: pulumi.Input[str] | None = None
+    p99_latency_seconds: float = 1.0
+
+
+# What a blue/green or canary deployment watches during its bake time; any of them firing
+# rolls it back. The ECS service names them before they exist (the alarms watch the service's
+# target groups), so their names are fixed: per stack, as CloudWatch names are per region.
+DEPLOYMENT_ALARMS = ("5xx-rate", "p99-latency", "unhealthy-hosts")
+
+
+def deployment_alarm_names(name: str) -> list[str]:
+    """The CloudWatch names of ServiceAlarms `name`'s deployment alarms in this stack."""
+    return [f"{name}-{pulumi.get_stack()}-{kind}" for kind in DEPLOYMENT_ALARMS]
 
 
 class ServiceAlarms(pulumi.ComponentResource):
@@ -102,6 +117,10 @@ class ServiceAlarms(pulumi.ComponentResource):
         super().__init__(type_token("ServiceAlarms"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         actions = {"alarm_actions": [args.topic_arn], "ok_actions": [args.topic_arn]}
+        if args.alternate_target_group_arn_suffix is not None:
+            self._staged(name, args, actions, child)
+            self.register_outputs({"alarm_arns": self.alarm_arns})
+            return
         dimensions = {
             "LoadBalancer": args.alb_arn_suffix,
             "TargetGroup": args.target_group_arn_suffix,
@@ -171,8 +190,89 @@ class ServiceAlarms(pulumi.ComponentResource):
             **actions,
             opts=child,
         )
-        self.register_outputs(
-            {
-                "alarm_arns": [self.error_rate.arn, self.latency.arn, self.unhealthy.arn],
-            }
+        self.alarm_arns = [self.error_rate.arn, self.latency.arn, self.unhealthy.arn]
+        self.register_outputs({"alarm_arns": self.alarm_arns})
+
+    def _staged(
+        self, name: str, args: ServiceAlarmsArgs, actions: dict, child: pulumi.ResourceOptions
+    ) -> None:
+        """The same alarms over both target groups (either may be serving), named in advance,
+        plus p99 latency; ECS rolls a deployment back when one of the named three fires."""
+        groups = {"a": args.target_group_arn_suffix, "b": args.alternate_target_group_arn_suffix}
+
+        def per_group(prefix: str, metric_name: str, stat: str) -> list[dict]:
+            return [
+                {
+                    "id": f"{prefix}{key}",
+                    "metric": {
+                        "namespace": "AWS/ApplicationELB",
+                        "metric_name": metric_name,
+                        "dimensions": {"LoadBalancer": args.alb_arn_suffix, "TargetGroup": group},
+                        "period": 60,
+                        "stat": stat,
+                    },
+                }
+                for key, group in groups.items()
+            ]
+
+        def alarm(kind: str, description: str, threshold: float, queries: list[dict], **extra):
+            names = dict(zip(DEPLOYMENT_ALARMS, deployment_alarm_names(name), strict=True))
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{kind}",
+                name=names.get(kind),  # the deployment alarms' fixed names; the rest auto-named
+                alarm_description=description,
+                comparison_operator="GreaterThanThreshold",
+                threshold=threshold,
+                treat_missing_data="notBreaching",
+                metric_queries=queries,
+                **{"evaluation_periods": 5, "datapoints_to_alarm": 3, **extra},
+                **actions,
+                opts=child,
+            )
+
+        def result(expression: str, label: str) -> dict:
+            return {"id": "result", "expression": expression, "label": label, "return_data": True}
+
+        self.error_rate = alarm(
+            "5xx-rate",
+            f"Target 5xx above {args.error_rate_percent}% of requests (both target groups)",
+            args.error_rate_percent,
+            [
+                *per_group("errors", "HTTPCode_Target_5XX_Count", "Sum"),
+                *per_group("requests", "RequestCount", "Sum"),
+                result(
+                    "100 * (FILL(errorsa, 0) + FILL(errorsb, 0))"
+                    " / (FILL(requestsa, 0) + FILL(requestsb, 0))",
+                    "5xx rate (%)",
+                ),
+            ],
         )
+        self.latency = alarm(
+            "p95-latency",
+            f"Target p95 latency above {args.p95_latency_seconds}s (either target group)",
+            args.p95_latency_seconds,
+            [*per_group("p95", "TargetResponseTime", "p95"), result("MAX([p95a, p95b])", "p95")],
+        )
+        self.p99_latency = alarm(
+            "p99-latency",
+            f"Target p99 latency above {args.p99_latency_seconds}s (either target group)",
+            args.p99_latency_seconds,
+            [*per_group("p99", "TargetResponseTime", "p99"), result("MAX([p99a, p99b])", "p99")],
+        )
+        self.unhealthy = alarm(
+            "unhealthy-hosts",
+            "At least one app task failing the ALB health check (either target group)",
+            0,
+            [
+                *per_group("unhealthy", "UnHealthyHostCount", "Maximum"),
+                result("MAX([unhealthya, unhealthyb])", "unhealthy targets"),
+            ],
+            evaluation_periods=3,
+            datapoints_to_alarm=3,
+        )
+        self.alarm_arns = [
+            self.error_rate.arn,
+            self.latency.arn,
+            self.p99_latency.arn,
+            self.unhealthy.arn,
+        ]

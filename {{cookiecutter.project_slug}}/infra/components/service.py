@@ -1,7 +1,17 @@
-"""The app: task definition, Fargate service behind the ALB, autoscaling, and the migration task."""
+"""The app: task definition, Fargate service behind the ALB, autoscaling, and the migration task.
+
+Deployments use one of ECS's own strategies (`deploymentStrategy` in the stack config):
+`rolling` replaces tasks in place; `blue_green` starts the new revision beside the old one on the
+alternate target group, lets requests carrying the test header reach it, moves all production
+traffic at once and keeps the old revision for the bake time; `canary` moves a percentage first,
+bakes, then the rest. Both roll back by themselves when a deployment alarm fires during the bake
+time (ServiceAlarms: 5xx rate, p99 latency, unhealthy targets), and every strategy keeps the
+circuit breaker, which rolls back tasks that never get healthy.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -34,6 +44,29 @@ SCRATCH_PATH = "/tmp"
 CATCH_ALL_PRIORITY = 50000  # the lowest: every more specific path rule goes first
 SCALE_OUT_COOLDOWN = 60
 SCALE_IN_COOLDOWN = 300
+# Requests with this header reach the new revision while a blue/green or canary deployment
+# tests it; otherwise the current one. It opens nothing: the new revision is the same public
+# API that is about to serve everyone, so the header is a routing switch, not a secret.
+TEST_HEADER = "X-Deploy-Test"
+TEST_ROUTE_PRIORITY = CATCH_ALL_PRIORITY - 1
+SWAPPED_BY_ECS = [
+    "loadBalancers[0].targetGroupArn",
+    "loadBalancers[0].advancedConfiguration.alternateTargetGroupArn",
+]
+# Lets ECS move the listener rules' traffic between the two target groups.
+ECS_LOAD_BALANCER_POLICY = (
+    "arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers"
+)
+ECS_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "ecs.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 @dataclass
@@ -68,6 +101,12 @@ class AppServiceArgs:
     max_tasks: int = 1
     cpu_target_percent: int = 60
     requests_per_target: int = 1000
+    deployment_strategy: str = "rolling"  # one of STRATEGIES
+    bake_minutes: int = 10  # blue_green / canary: both revisions kept after the shift
+    canary_percent: float = 10.0
+    canary_bake_minutes: int = 5
+    # CloudWatch alarms whose firing during a deployment rolls it back (blue_green / canary).
+    deployment_alarm_names: Sequence[pulumi.Input[str]] = ()
 
 
 class AppService(pulumi.ComponentResource):
@@ -76,22 +115,15 @@ class AppService(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__(type_token("AppService"), name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.target_group = aws.lb.TargetGroup(
-            lb_name("app"),
-            port=APP_PORT,
-            protocol="HTTP",
-            target_type="ip",
-            vpc_id=args.vpc_id,
-            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
-            health_check={
-                "path": LIVENESS_PATH,
-                "matcher": "200",
-                "interval": 15,
-                "timeout": 5,
-                "healthy_threshold": 2,
-                "unhealthy_threshold": 3,
-            },
-            opts=child,
+        self.target_group = self._target_group(lb_name("app"), args, child)
+        self.target_groups = [self.target_group]
+        staged = args.deployment_strategy != "rolling"
+        if staged:
+            # The new revision's tasks register here while the current ones serve.
+            self.target_groups.append(self._target_group(lb_name("alt"), args, child))
+        # ECS moves the weights of both rules during a deployment; Pulumi leaves them be.
+        rule_opts = pulumi.ResourceOptions(
+            parent=self, ignore_changes=["actions"] if staged else None
         )
         # ECS refuses a target group that no listener uses yet, hence depends_on below.
         route = aws.lb.ListenerRule(
@@ -99,9 +131,23 @@ class AppService(pulumi.ComponentResource):
             listener_arn=args.listener_arn,
             priority=CATCH_ALL_PRIORITY,
             conditions=[{"path_pattern": {"values": ["/*"]}}],
-            actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
-            opts=child,
+            actions=[self._forward()],
+            opts=rule_opts,
         )
+        self.test_route: aws.lb.ListenerRule | None = None
+        self.deployment_role: aws.iam.Role | None = None
+        if staged:
+            self.test_route = aws.lb.ListenerRule(
+                f"{name}-test-route",
+                listener_arn=args.listener_arn,
+                priority=TEST_ROUTE_PRIORITY,
+                conditions=[
+                    {"http_header": {"http_header_name": TEST_HEADER, "values": ["*"]}},
+                    {"path_pattern": {"values": ["/*"]}},
+                ],
+                actions=[self._forward()],
+                opts=rule_opts,
+            )
 
         self.execution_role = execution_role(
             f"{name}-execution",
@@ -149,16 +195,24 @@ class AppService(pulumi.ComponentResource):
                     "target_group_arn": self.target_group.arn,
                     "container_name": CONTAINER_NAME,
                     "container_port": APP_PORT,
+                    **(self._advanced(name, route, self.test_route, child) if staged else {}),
                 }
             ],
+            **(self._staged_deployment(args) if staged else {}),
             service_registries={"registry_arn": registry.arn},
             propagate_tags="SERVICE",
             enable_ecs_managed_tags=True,
-            # The autoscaler owns the task count once the service exists.
+            # The autoscaler owns the task count once the service exists; with two target
+            # groups, ECS swaps them at the end of each deployment (the new revision's group
+            # becomes the primary one), which is not drift to undo.
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[route],
-                ignore_changes=["desiredCount"] if args.autoscaling else None,
+                ignore_changes=[
+                    *(["desiredCount"] if args.autoscaling else []),
+                    *(SWAPPED_BY_ECS if staged else []),
+                ]
+                or None,
             ),
         )
         if args.autoscaling:
@@ -168,6 +222,7 @@ class AppService(pulumi.ComponentResource):
         self.service_arn = self.service.arn
         self.role_arns = [self.execution_role.arn, self.task_role.arn]
         self.target_group_arn_suffix = self.target_group.arn_suffix
+        self.target_group_arn_suffixes = [group.arn_suffix for group in self.target_groups]
         self.register_outputs(
             {
                 "service_name": self.service_name,
@@ -175,6 +230,84 @@ class AppService(pulumi.ComponentResource):
                 "migration_task_definition_arn": self.migration_task_definition.arn,
             }
         )
+
+    def _target_group(
+        self, name: str, args: AppServiceArgs, child: pulumi.ResourceOptions
+    ) -> aws.lb.TargetGroup:
+        return aws.lb.TargetGroup(
+            name,
+            port=APP_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=args.vpc_id,
+            deregistration_delay=DEREGISTRATION_DELAY_SECONDS,
+            health_check={
+                "path": LIVENESS_PATH,
+                "matcher": "200",
+                "interval": 15,
+                "timeout": 5,
+                "healthy_threshold": 2,
+                "unhealthy_threshold": 3,
+            },
+            opts=child,
+        )
+
+    def _forward(self) -> dict:
+        """Everything to the first target group; with two, the second at weight 0 (ECS's)."""
+        if len(self.target_groups) == 1:
+            return {"type": "forward", "target_group_arn": self.target_group.arn}
+        weights = zip(self.target_groups, (100, 0), strict=True)
+        return {
+            "type": "forward",
+            "forward": {
+                "target_groups": [{"arn": group.arn, "weight": weight} for group, weight in weights]
+            },
+        }
+
+    def _advanced(
+        self,
+        name: str,
+        route: aws.lb.ListenerRule,
+        test_route: aws.lb.ListenerRule | None,
+        child: pulumi.ResourceOptions,
+    ) -> dict:
+        """The alternate target group, the two rules ECS moves, and the role it moves them with."""
+        role = aws.iam.Role(
+            f"{name}-deployments", assume_role_policy=json.dumps(ECS_TRUST), opts=child
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-deployments", role=role.name, policy_arn=ECS_LOAD_BALANCER_POLICY, opts=child
+        )
+        self.deployment_role = role
+        advanced = {
+            "alternate_target_group_arn": self.target_groups[1].arn,
+            "production_listener_rule": route.arn,
+            "role_arn": role.arn,
+        }
+        if test_route is not None:
+            advanced["test_listener_rule"] = test_route.arn
+        return {"advanced_configuration": advanced}
+
+    @staticmethod
+    def _staged_deployment(args: AppServiceArgs) -> dict:
+        """ECS's blue/green or canary strategy, rolled back by the deployment alarms."""
+        configuration: dict = {
+            "strategy": args.deployment_strategy.upper(),
+            "bake_time_in_minutes": str(args.bake_minutes),
+        }
+        if args.deployment_strategy == "canary":
+            configuration["canary_configuration"] = {
+                "canary_percent": args.canary_percent,
+                "canary_bake_time_in_minutes": str(args.canary_bake_minutes),
+            }
+        return {
+            "deployment_configuration": configuration,
+            "alarms": {
+                "alarm_names": list(args.deployment_alarm_names),
+                "enable": True,
+                "rollback": True,
+            },
+        }
 
     def _task_definition(
         self,

@@ -88,6 +88,13 @@ def as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
+def forwarded_target_groups(action: dict) -> list[str]:
+    """The target group ARNs a forward action sends to: one, or the weighted ones."""
+    if "targetGroupArn" in action:
+        return [action["targetGroupArn"]]
+    return [group["arn"] for group in action["forward"]["targetGroups"]]
+
+
 def containers(task_definition: Resource) -> list[dict]:
     return task_definition.json("containerDefinitions")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
 
-def test_request_path_alarms_publish_to_the_topic(default):
+def test_request_path_alarms_publish_to_the_topic(recorder):
+    default = recorder.get({"deploymentStrategy": "rolling"})
     topic = default.one("aws:sns/topic:Topic")
     alarms = default.children_of_type("ServiceAlarms", ALARM)
     assert {a.name.rsplit("-alarms-", 1)[1] for a in alarms} == {

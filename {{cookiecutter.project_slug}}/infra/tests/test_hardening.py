@@ -22,17 +22,26 @@ def serving_listener(variant: Deployment) -> Resource:
     return next(x for x in listeners if x.get("port") == (443 if len(listeners) > 1 else 80))
 
 
-def route(variant: Deployment, listener: Resource, path: str) -> dict:
-    """The action the ALB takes for `path`: rules by priority (path patterns are
-    case-sensitive globs), then the listener's default action."""
+def route(
+    variant: Deployment, listener: Resource, path: str, headers: dict[str, str] | None = None
+) -> dict:
+    """The action the ALB takes for `path` (and `headers`): rules by priority, each matching when
+    all its conditions do (path patterns are case-sensitive globs, header names are not case
+    sensitive), then the listener's default action."""
+    sent = {name.lower() for name in headers or {}}
     arn = listener.state["arn"]
     rules = [r for r in variant.of_type(LISTENER_RULE) if r.get("listenerArn") == arn]
     assert rules, f"no rules on {listener.name}"
+
+    def matches(condition: dict) -> bool:
+        if "httpHeader" in condition:  # every test-route value is "*": presence is enough
+            return condition["httpHeader"]["httpHeaderName"].lower() in sent
+        patterns = condition["pathPattern"]["values"]
+        return any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns)
+
     for rule in sorted(rules, key=lambda r: r.get("priority")):
-        for condition in rule.get("conditions"):
-            patterns = condition["pathPattern"]["values"]
-            if any(fnmatch.fnmatchcase(path, pattern) for pattern in patterns):
-                return rule.get("actions")[0]
+        if all(matches(condition) for condition in rule.get("conditions")):
+            return rule.get("actions")[0]
     return listener.get("defaultActions")[0]
 
 

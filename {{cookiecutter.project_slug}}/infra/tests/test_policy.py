@@ -22,6 +22,7 @@ from policy_helpers import (
     as_list,
     containers,
     efs_volumes,
+    forwarded_target_groups,
     ingress_rules,
     is_secret_wrapped,
     policy_documents,
@@ -243,7 +244,7 @@ def test_listener_rules_forward_only_to_declared_target_groups(variant: Deployme
         for action in rule.get("actions"):
             assert action["type"] in {"forward", "fixed-response"}, rule.name
             if action["type"] == "forward":
-                assert action["targetGroupArn"] in arns
+                assert set(forwarded_target_groups(action)) <= arns, rule.name
     assert len(priorities) == len(set(priorities))
 
 
@@ -277,10 +278,11 @@ def test_services_wait_for_capacity_providers_listener_rules_and_mounts(variant:
         r.urn for r in variant.of_type("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
     }
     rules_by_group = {
-        action["targetGroupArn"]: rule.urn
+        group: rule.urn
         for rule in variant.of_type(LISTENER_RULE)
         for action in rule.get("actions")
         if action["type"] == "forward"
+        for group in forwarded_target_groups(action)
     }
     for service in variant.of_type(ECS_SERVICE):
         depends = set(service.dependencies)
