@@ -24,6 +24,7 @@ WORKFLOW_VARIANTS: list[dict[str, object]] = [
     {},
     {"monitoring": "none"},
     {"python_version": "3.13", "aws_region": "eu-central-1"},
+    {"deployment_strategy": "canary"},
     {  # the fullest
         "monitoring": "prometheus_grafana",
         "cache": "redis",

@@ -276,6 +276,7 @@ ci = CiAccess(
         state_bucket_name=cfg.state_bucket_name,
         secrets_kms_key_arn=cfg.secrets_kms_key_arn,
         hosted_zone_id=certificate.zone_id if certificate else None,
+        staged_service_arn=app.service_arn if cfg.deployment_strategy != "rolling" else None,
     ),
 )
 

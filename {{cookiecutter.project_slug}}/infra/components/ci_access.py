@@ -63,6 +63,8 @@ class CiAccessArgs:
     secrets_kms_key_arn: str = ""
     # The Route 53 zone the program looks up on every run (domainName set), else None.
     hosted_zone_id: pulumi.Input[str] | None = None
+    # blue_green / canary: deploy.yml follows the app's deployment and may roll it back.
+    staged_service_arn: pulumi.Input[str] | None = None
 
 
 class CiAccess(pulumi.ComponentResource):
@@ -199,6 +201,27 @@ def deploy_statements(args: CiAccessArgs) -> list[dict]:
             ),
         },
     ]
+    if args.staged_service_arn is not None:
+        statements += [
+            {
+                "Effect": "Allow",
+                "Action": ["ecs:ListServiceDeployments"],
+                "Resource": args.staged_service_arn,
+            },
+            {
+                "Effect": "Allow",
+                "Action": ["ecs:DescribeServiceDeployments", "ecs:StopServiceDeployment"],
+                "Resource": pulumi.Output.format(
+                    "arn:aws:ecs:{0}:{1}:service-deployment/{2}/{3}/*",
+                    region,
+                    account,
+                    cluster_name,
+                    pulumi.Output.from_input(args.staged_service_arn).apply(
+                        lambda arn: arn.split("/")[-1]
+                    ),
+                ),
+            },
+        ]
     if args.hosted_zone_id is not None:
         # route53.get_zone (dns.py) runs on every `pulumi up`: ListHostedZones to find the zone
         # by name, then GetHostedZone and ListTagsForResource on it.

@@ -10,7 +10,8 @@ role lacks fails there, not in a team's first deploy.
   with `--target`;
 * `workflow:<type>`: each resource of that type that deploy.yml's AWS CLI steps act on
   (`workflow:migration` is the migration task definition alone; `workflow:service_names` each
-  service named by that stack output, as {service});
+  service named by that stack output, as {service}; `workflow:staged_service` the app's service,
+  as {service}, when deploymentStrategy is blue_green or canary);
 * `backend:state` / `backend:kms`: the S3 state backend and KMS secrets provider, when the stack
   config names them (stateBucketName, secretsKmsKeyArn).
 
@@ -167,6 +168,26 @@ DEPLOY_API_CALLS: list[ApiCall] = [
         "ecs:DescribeTasks",
         "arn:aws:ecs:{region}:{account}:task/{state.name}/0123456789abcdef0123456789abcdef",
         because="`aws ecs wait tasks-stopped` and the exit-code check describe the task",
+    ),
+    ApiCall(
+        "workflow:staged_service",
+        "ecs:ListServiceDeployments",
+        "arn:aws:ecs:{region}:{account}:service/{output.cluster_name}/{service}",
+        because="'Follow the deployment' finds the deployment the update started",
+    ),
+    ApiCall(
+        "workflow:staged_service",
+        "ecs:DescribeServiceDeployments",
+        "arn:aws:ecs:{region}:{account}:service-deployment/{output.cluster_name}/{service}/"
+        "AbCdEfGh0123456789",
+        because="'Follow the deployment' polls its stage and outcome",
+    ),
+    ApiCall(
+        "workflow:staged_service",
+        "ecs:StopServiceDeployment",
+        "arn:aws:ecs:{region}:{account}:service-deployment/{output.cluster_name}/{service}/"
+        "AbCdEfGh0123456789",
+        because="a failed smoke test through the test header rolls the deployment back",
     ),
     ApiCall(
         "workflow:service_names",

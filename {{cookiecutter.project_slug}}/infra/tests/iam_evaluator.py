@@ -20,8 +20,21 @@ class UnsupportedPolicy(ValueError):
     """The policy uses a feature this evaluator does not implement."""
 
 
+# Actions AWS added after policyuniverse's catalogue (its newest release, 1.5.1.20231109, is of
+# November 2023): ECS service deployments (2025), which deploy.yml follows for blue/green and
+# canary. Source: the ECS API reference (ListServiceDeployments, DescribeServiceDeployments,
+# StopServiceDeployment).
+NEWER_ACTIONS = frozenset(
+    {
+        "ecs:listservicedeployments",
+        "ecs:describeservicedeployments",
+        "ecs:stopservicedeployment",
+    }
+)
+
+
 def is_known_action(action: str) -> bool:
-    return action.lower() in all_permissions
+    return action.lower() in all_permissions or action.lower() in NEWER_ACTIONS
 
 
 def _like(pattern: str, value: str) -> bool:

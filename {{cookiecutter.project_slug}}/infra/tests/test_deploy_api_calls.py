@@ -79,6 +79,9 @@ def requests(recorder, deployment: Deployment) -> list[tuple[ApiCall, str, dict[
             ]
         elif what == "service_names":
             instances = [{"service": name} for name in deployment.outputs["service_names"]]
+        elif what == "staged_service":
+            staged = deployment.outputs["deployment_strategy"] != "rolling"
+            instances = [{"service": deployment.outputs["service_name"]}] if staged else []
         elif kind in ("update", "workflow"):
             if kind == "update":
                 pool = [r for r in touched if r.type == what]

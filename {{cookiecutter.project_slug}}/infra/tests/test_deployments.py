@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 from deployment import Deployment
+from iam_evaluator import allows
 from policy_helpers import LISTENER_RULE, TARGET_GROUP, forwarded_target_groups
+from test_deploy_api_calls import deploy_policy
 from test_hardening import route, serving_listener
 
 SERVICE = "aws:ecs/service:Service"
@@ -127,3 +129,17 @@ def test_two_stacks_name_their_deployment_alarms_apart(recorder):
     prod = app_service(recorder.get({"deploymentStrategy": "blue_green"}, stack="prod"))
     dev = app_service(recorder.get({"deploymentStrategy": "blue_green"}, stack="dev"))
     assert not set(prod.get("alarms")["alarmNames"]) & set(dev.get("alarms")["alarmNames"])
+
+
+def test_only_staged_deploys_may_follow_and_stop_service_deployments(recorder):
+    service_arn = "arn:aws:ecs:us-east-1:123456789012:service/{cluster}/{service}"
+    for strategy, allowed in (("rolling", False), ("blue_green", True), ("canary", True)):
+        deployment = recorder.get({"deploymentStrategy": strategy})
+        cluster, service = deployment.outputs["cluster_name"], deployment.outputs["service_name"]
+        policy = deploy_policy(deployment)
+        listing = service_arn.format(cluster=cluster, service=service)
+        stopping = f"arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/{service}/x"
+        assert allows(policy, "ecs:ListServiceDeployments", listing, {}) is allowed, strategy
+        assert allows(policy, "ecs:StopServiceDeployment", stopping, {}) is allowed, strategy
+        other = f"arn:aws:ecs:us-east-1:123456789012:service-deployment/{cluster}/other/x"
+        assert not allows(policy, "ecs:StopServiceDeployment", other, {}), strategy

@@ -42,6 +42,9 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
     ("no-alert-email", "prod", {"alertEmail": ""}),
     ("waf-off", "prod", {"useWaf": False}),
     ("log-retention", "prod", {"logRetentionDays": 14}),
+    ("rolling", "prod", {"deploymentStrategy": "rolling"}),
+    ("blue-green", "prod", {"deploymentStrategy": "blue_green"}),
+    ("canary", "prod", {"deploymentStrategy": "canary", "canaryPercent": 25}),
     ("existing-oidc-provider", "prod", {"githubOidcProviderArn": GITHUB_OIDC_PROVIDER_ARN}),
     (
         "state-backend-access",
