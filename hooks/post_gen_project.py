@@ -30,6 +30,9 @@ PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             "infra/tests/test_monitoring.py",
         ),
     },
+    "feature_flags": {
+        "none": ("app/flags.py", "scripts/local_unleash.py", "tests/test_flags.py"),
+    },
     "cache": {
         "none": (
             "app/cache.py",

@@ -69,6 +69,7 @@ MONITORING = ("prometheus_grafana", "none")
 DATABASES = ("rds", "ecs_efs")
 NAT_GATEWAYS = ("single", "one_per_az", "none")
 CACHES = ("none", "redis")
+FEATURE_FLAGS = ("none", "unleash")
 DEPLOYMENT_STRATEGIES = ("rolling", "blue_green", "canary")
 
 # Names the rendered project already uses for its own modules or depends on: a distribution
@@ -273,6 +274,7 @@ FIELD_RULES: Mapping[str, Rule] = {
     "license": one_of(LICENSES),
     "monitoring": one_of(MONITORING),
     "cache": one_of(CACHES),
+    "feature_flags": one_of(FEATURE_FLAGS),
     "deployment_strategy": one_of(DEPLOYMENT_STRATEGIES),
 }
 

@@ -30,6 +30,8 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"cache": "redis", "monitoring": "none"},
     {"cache": "redis", "database": "ecs_efs", "nat_gateway": "none", "autoscaling": False},
     {"deployment_strategy": "blue_green"},
+    {"feature_flags": "unleash"},
+    {"feature_flags": "unleash", "cache": "redis", "monitoring": "none"},
     {"deployment_strategy": "canary", "monitoring": "none", "domain_name": "api.example.com"},
     # The infrastructure options, each alone against the defaults, then together.
     {"database": "ecs_efs"},
@@ -296,6 +298,7 @@ BAD_ANSWERS: list[tuple[dict[str, str], str]] = [
     ({"license": "GPL-3.0"}, "license"),
     ({"monitoring": "datadog"}, "monitoring"),
     ({"cache": "memcached"}, "cache"),
+    ({"feature_flags": "launchdarkly"}, "feature_flags"),
     ({"deployment_strategy": "blue-green"}, "deployment_strategy"),
     ({"github_org": "-org"}, "github_org"),
     ({"github_org": "org_name"}, "github_org"),

@@ -33,6 +33,7 @@ VALID = {
     "alert_email": "",
     "monthly_budget_usd": "200",
     "cache": "none",
+    "feature_flags": "none",
     "deployment_strategy": "rolling",
 }
 

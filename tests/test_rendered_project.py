@@ -15,6 +15,7 @@ from tests.conftest import BIN_DIR, variant_id
 RENDERED_VARIANTS: list[dict[str, object]] = [
     {},
     {"cache": "redis"},
+    {"feature_flags": "unleash"},
 ]
 
 

@@ -5,7 +5,19 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, PostgresDsn, {% if cookiecutter.cache == "redis" %}RedisDsn, {% endif %}SecretStr, field_validator, model_validator
+from pydantic import (
+{%- if cookiecutter.feature_flags == "unleash" %}
+    AnyHttpUrl,
+{%- endif %}
+    Field,
+    PostgresDsn,
+{%- if cookiecutter.cache == "redis" %}
+    RedisDsn,
+{%- endif %}
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 
@@ -84,6 +96,21 @@ class Settings(BaseSettings):
     # After this many failures in a row, leave Redis alone for this many seconds.
     cache_breaker_failures: Annotated[int, Field(ge=1)] = 3
     cache_breaker_seconds: Annotated[float, Field(gt=0)] = 5.0
+{%- endif %}
+
+{%- if cookiecutter.feature_flags == "unleash" %}
+
+    # Feature flags (app/flags.py). Without UNLEASH_URL (e.g. http://unleash:4242/api) every
+    # flag has its default. The client token is sent as the Authorization header.
+    unleash_url: AnyHttpUrl | None = None
+    unleash_api_token: SecretStr | None = None
+    # Unleash's environment for the SDK's context (the token decides which toggles it reads).
+    unleash_environment: str = "development"
+    unleash_refresh_seconds: Annotated[int, Field(ge=1)] = 15
+    unleash_timeout_seconds: Annotated[int, Field(ge=1)] = 3
+    # The SDK's backup of the last toggles it fetched: used when a worker starts while Unleash
+    # is unreachable. Writable in the container (the root file system is read-only).
+    unleash_backup_dir: Path = Path("/tmp/unleash")
 {%- endif %}
 
     @field_validator("database_url", mode="before")

@@ -18,6 +18,9 @@ from app.cache import ItemCache
 from app.config import Settings, get_settings
 from app.database import Database
 from app.errors import register_error_handlers
+{%- if cookiecutter.feature_flags == "unleash" %}
+from app.flags import FeatureFlags
+{%- endif %}
 from app.log import configure_logging
 from app.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from app.routing import include
@@ -35,11 +38,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.cache == "redis" %}
         app.state.cache = ItemCache.from_settings(settings)
 {%- endif %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+        app.state.flags = FeatureFlags(settings)
+        await app.state.flags.start()
+{%- endif %}
         # Everything allocated at startup lives as long as the process: move it out of the
         # cyclic collector's way, so collections under load only scan request garbage.
         gc.collect()
         gc.freeze()
         yield
+{%- if cookiecutter.feature_flags == "unleash" %}
+        await app.state.flags.stop()
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
         await app.state.cache.close()
 {%- endif %}

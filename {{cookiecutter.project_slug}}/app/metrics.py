@@ -44,6 +44,13 @@ DB_CONNECTION_FAILURES = Counter(
     "db_connection_failures", "Requests that failed because the database was unreachable."
 )
 BUILD_INFO = Gauge("app_build_info", "Build of the running service.", ["version", "git_sha"])
+{%- if cookiecutter.feature_flags == "unleash" %}
+
+# Feature flags (app/flags.py).
+FLAG_EVALUATIONS = Counter(
+    "feature_flag_evaluations", "Feature flags asked for, by flag and result.", ["flag", "result"]
+)
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
 
 # The item cache (app/cache.py).

@@ -19,6 +19,9 @@ from app import repository
 from app.cache import ItemCacheDep, Lookup
 {%- endif %}
 from app.database import DatabaseDep, Record
+{%- if cookiecutter.feature_flags == "unleash" %}
+from app.flags import ITEM_MAX_AGE_SECONDS, Flags, FlagsDep
+{%- endif %}
 from app.log import request_id_var
 from app.metrics import ITEMS_CREATED
 from app.routing import LeanRoute
@@ -132,6 +135,17 @@ def cached_response(hit: Lookup) -> Response:
     return Response(hit.body, headers={"ETag": etag(hit.version)}, media_type="application/json")
 {%- endif %}
 
+{%- if cookiecutter.feature_flags == "unleash" %}
+
+
+def with_client_caching(response: Response, flags: Flags) -> Response:
+    """The flag items-client-caching (app/flags.py): when on, clients may reuse the item for a
+    few seconds; off (its default), no Cache-Control, as without the flag."""
+    if flags.enabled("items-client-caching"):
+        response.headers["Cache-Control"] = f"private, max-age={ITEM_MAX_AGE_SECONDS}"
+    return response
+{%- endif %}
+
 
 def not_found(item_id: int) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"Item {item_id} not found.")
@@ -178,6 +192,22 @@ async def list_items(
     },
 )
 {%- if cookiecutter.cache == "redis" %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+async def get_item(
+    item_id: ItemId, db: DatabaseDep, cache: ItemCacheDep, flags: FlagsDep
+) -> Response:
+    """Fetch one item by id (from the cache when it holds the item)."""
+    lookup = await cache.get(item_id)
+    if lookup.body is not None:
+        return with_client_caching(cached_response(lookup), flags)
+    row = await repository.get_item(db, item_id)
+    if row is None:
+        raise not_found(item_id)
+    response = item_response(row)
+    if lookup.fill:
+        await cache.fill(item_id, row["version"], response.body)
+    return with_client_caching(response, flags)
+{%- else %}
 async def get_item(item_id: ItemId, db: DatabaseDep, cache: ItemCacheDep) -> Response:
     """Fetch one item by id (from the cache when it holds the item)."""
     lookup = await cache.get(item_id)
@@ -190,6 +220,15 @@ async def get_item(item_id: ItemId, db: DatabaseDep, cache: ItemCacheDep) -> Res
     if lookup.fill:
         await cache.fill(item_id, row["version"], response.body)
     return response
+{%- endif %}
+{%- else %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+async def get_item(item_id: ItemId, db: DatabaseDep, flags: FlagsDep) -> Response:
+    """Fetch one item by id."""
+    row = await repository.get_item(db, item_id)
+    if row is None:
+        raise not_found(item_id)
+    return with_client_caching(item_response(row), flags)
 {%- else %}
 async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
     """Fetch one item by id."""
@@ -197,6 +236,7 @@ async def get_item(item_id: ItemId, db: DatabaseDep) -> Response:
     if row is None:
         raise not_found(item_id)
     return item_response(row)
+{%- endif %}
 {%- endif %}
 
 
