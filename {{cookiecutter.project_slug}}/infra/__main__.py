@@ -14,6 +14,7 @@ from components.alarms import (
     ServiceAlarmsArgs,
     deployment_alarm_names,
 )
+from components.backup import BackupArgs, Backups
 {%- if cookiecutter.cache == "redis" %}
 from components.cache import Cache, CacheArgs
 {%- endif %}
@@ -132,6 +133,17 @@ database = Database(
     ),
 )
 
+Backups(
+    prefixed(slug, "backup"),
+    BackupArgs(
+        resource_arns=[database.backup_resource_arn],
+        retention_days=cfg.backup_retention_days,
+        dr_region=cfg.dr_region,
+        dr_retention_days=cfg.dr_backup_retention_days,
+        ecr_repository_prefix=prefixed(slug, "ecr") + "-",  # components/registry.py
+    ),
+)
+
 {%- if cookiecutter.cache == "redis" %}
 cache = Cache(
     prefixed(slug, "cache"),
@@ -221,6 +233,8 @@ if certificate is not None:
             zone_id=certificate.zone_id,
             target_dns_name=load_balancer.dns_name,
             target_zone_id=load_balancer.zone_id,
+            routing=cfg.dns_routing,
+            region=cfg.aws_region,
         ),
     )
     url = pulumi.Output.from_input(f"https://{cfg.domain_name}")

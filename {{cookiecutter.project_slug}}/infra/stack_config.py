@@ -33,6 +33,7 @@ DISPOSABLE_STACKS = ("dev",)
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,7 @@ class StackConfig:
 
     slug: str
     stack: str
+    aws_region: str
     app_environment: str
     log_level: str
     image_tag: str
@@ -77,6 +79,10 @@ class StackConfig:
     db_max_allocated_storage_gb: int
     db_multi_az: bool
     db_backup_retention_days: int
+    backup_retention_days: int
+    dr_region: str
+    dr_backup_retention_days: int
+    dns_routing: str
     postgres_image: str
     deletion_protection: bool
     vpc_flow_logs: bool
@@ -158,6 +164,31 @@ def validate(cfg: StackConfig) -> StackConfig:
             "an e-mail address or empty",
         ),
         ("monthlyBudgetUsd", cfg.monthly_budget_usd, cfg.monthly_budget_usd > 0, "positive"),
+        (
+            "backupRetentionDays",
+            cfg.backup_retention_days,
+            1 <= cfg.backup_retention_days <= 36500,
+            "1-36500 days",
+        ),
+        (
+            "drRegion",
+            cfg.dr_region,
+            not cfg.dr_region
+            or (bool(_REGION.match(cfg.dr_region)) and cfg.dr_region != cfg.aws_region),
+            'empty (no copies) or an AWS region other than the stack\'s, e.g. "us-west-2"',
+        ),
+        (
+            "dnsRouting",
+            cfg.dns_routing,
+            cfg.dns_routing in ("simple", "latency"),
+            "simple (one stack answers for domainName) or latency (one record per region)",
+        ),
+        (
+            "drBackupRetentionDays",
+            cfg.dr_backup_retention_days,
+            1 <= cfg.dr_backup_retention_days <= 36500,
+            "1-36500 days",
+        ),
 {%- if cookiecutter.cache == "redis" %}
         (
             "cacheNodeType",
@@ -260,6 +291,7 @@ def load() -> StackConfig:
         StackConfig(
             slug=slug,
             stack=stack,
+            aws_region=pulumi.Config("aws").get("region") or "",
             app_environment=config.get("appEnvironment") or "production",
             log_level=config.get("logLevel") or "INFO",
             # "" = the running tag (running_image_tag).
@@ -294,6 +326,10 @@ def load() -> StackConfig:
             # A standby in a second AZ: production outlives an AZ outage; dev need not.
             db_multi_az=_auto(config, "dbMultiAz", stack),
             db_backup_retention_days=_int(config, "dbBackupRetentionDays", 7),
+            backup_retention_days=_int(config, "backupRetentionDays", 35),
+            dr_region=config.get("drRegion") or "",
+            dr_backup_retention_days=_int(config, "drBackupRetentionDays", 35),
+            dns_routing=config.get("dnsRouting") or "simple",
             postgres_image=config.get("postgresImage")
             or "public.ecr.aws/docker/library/postgres:16",
             # Only the dev stack may be destroyed in one command; every other stack keeps its data.

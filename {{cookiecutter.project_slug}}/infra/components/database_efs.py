@@ -69,6 +69,8 @@ class Database(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        # What AWS Backup protects (components/backup.py): the data directory's file system.
+        self.backup_resource_arn = self.volume.file_system.arn
         exec_role = execution_role(
             f"{name}-execution",
             repository_arns=[],  # the image is public (ECR Public gallery)

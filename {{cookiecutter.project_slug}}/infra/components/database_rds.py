@@ -86,6 +86,8 @@ class Database(pulumi.ComponentResource):
         )
         self.password_secret_arn = self.instance.master_user_secrets[0].secret_arn
         self.host = self.instance.address
+        # What AWS Backup protects (components/backup.py).
+        self.backup_resource_arn = self.instance.arn
         self.port = pulumi.Output.from_input(POSTGRES_PORT)
         self.db_name = args.db_name
         self.username = args.username

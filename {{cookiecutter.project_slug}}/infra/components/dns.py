@@ -61,6 +61,10 @@ class AliasRecordArgs:
     zone_id: pulumi.Input[str]
     target_dns_name: pulumi.Input[str]
     target_zone_id: pulumi.Input[str]
+    # "latency": one record per region (stack) under the same name, Route 53 answering with
+    # the nearest healthy one (infra/README.md, "Running in a second region").
+    routing: str = "simple"
+    region: str = ""
 
 
 class AliasRecord(pulumi.ComponentResource):
@@ -82,6 +86,14 @@ class AliasRecord(pulumi.ComponentResource):
                     "evaluate_target_health": True,
                 }
             ],
+            **(
+                {
+                    "set_identifier": args.region,
+                    "latency_routing_policies": [{"region": args.region}],
+                }
+                if args.routing == "latency"
+                else {}
+            ),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.fqdn = self.record.fqdn
