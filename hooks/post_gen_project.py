@@ -31,7 +31,13 @@ PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
         ),
     },
     "feature_flags": {
-        "none": ("app/flags.py", "scripts/local_unleash.py", "tests/test_flags.py"),
+        "none": (
+            "app/flags.py",
+            "scripts/local_unleash.py",
+            "tests/test_flags.py",
+            "infra/components/feature_flags.py",
+            "infra/tests/test_feature_flags.py",
+        ),
     },
     "cache": {
         "none": (

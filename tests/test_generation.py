@@ -196,6 +196,26 @@ def test_compose_is_valid_and_self_consistent(bake: Callable, context: dict) -> 
     assert problems == []
 
 
+def test_the_compose_unleash_seed_creates_the_flags_the_code_asks_for(bake: Callable) -> None:
+    project = bake({"feature_flags": "unleash"})
+    flags = re.search(
+        r"DEFAULTS: dict\[str, bool\] = \{(.*?)\n\}",
+        (project / "app" / "flags.py").read_text(),
+        re.S,
+    )
+    assert flags, "DEFAULTS not found in app/flags.py"
+    names = set(re.findall(r'^    "([a-z0-9-]+)":', flags[1], re.M))
+    compose = yaml.safe_load((project / "docker-compose.yml").read_text())
+    seed = " ".join(compose["services"]["unleash-seed"]["command"])
+    assert names and names == set(re.findall(r'"name": "([a-z0-9-]+)"', seed)) - {"default"}
+    app = compose["services"]["app"]
+    assert app["environment"]["UNLEASH_URL"] == "http://unleash:4242/api"
+    env = (project / ".env").read_text()
+    for secret in ("UNLEASH_ADMIN_SECRET", "UNLEASH_CLIENT_SECRET"):
+        value = re.search(rf"^{secret}=(.+)$", env, re.M)
+        assert value and value[1] != "change-me" and len(value[1]) >= 32, secret
+
+
 def compose_cross_reference_problems(project: Path, compose: dict) -> list[str]:
     """Names and paths that compose would only reject at `docker compose up` time."""
     services = compose.get("services", {})

@@ -31,6 +31,7 @@ INFRA_OPTIONS = {
     "monitoring",
     "cache",
     "deployment_strategy",
+    "feature_flags",
 }
 # The defaults, each infrastructure option alone, and the combinations the issue names: every
 # supported variant that changes what the Pulumi program declares.

@@ -27,6 +27,9 @@ from components.database_rds import Database
 from components.database_efs import Database
 {%- endif %}
 from components.dns import AliasRecord, AliasRecordArgs, Certificate, CertificateArgs
+{%- if cookiecutter.feature_flags == "unleash" %}
+from components.feature_flags import FeatureFlags, FeatureFlagsArgs
+{%- endif %}
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
 from components.monitoring import IMAGE_NAMES as MONITORING_IMAGES
@@ -144,6 +147,17 @@ Backups(
     ),
 )
 
+{%- if cookiecutter.feature_flags == "unleash" %}
+flags = FeatureFlags(
+    prefixed(slug, "flags"),
+    FeatureFlagsArgs(
+        unleash_url=cfg.unleash_url,
+        api_token=pulumi.Config().get_secret("unleashApiToken"),
+        environment=cfg.unleash_environment,
+    ),
+)
+{%- endif %}
+
 {%- if cookiecutter.cache == "redis" %}
 cache = Cache(
     prefixed(slug, "cache"),
@@ -187,14 +201,29 @@ app = AppService(
             **database.access.app_environment,
 {%- if cookiecutter.cache == "redis" %}
             **cache.app_environment,
-        },
-        secrets={**database.access.app_secrets, **cache.app_secrets},
-        secret_arns=[*database.access.secret_arns, *cache.secret_arns],
-{%- else %}
-        },
-        secrets=database.access.app_secrets,
-        secret_arns=database.access.secret_arns,
 {%- endif %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+            **flags.app_environment,
+{%- endif %}
+        },
+        secrets={
+            **database.access.app_secrets,
+{%- if cookiecutter.cache == "redis" %}
+            **cache.app_secrets,
+{%- endif %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+            **flags.app_secrets,
+{%- endif %}
+        },
+        secret_arns=[
+            *database.access.secret_arns,
+{%- if cookiecutter.cache == "redis" %}
+            *cache.secret_arns,
+{%- endif %}
+{%- if cookiecutter.feature_flags == "unleash" %}
+            *flags.secret_arns,
+{%- endif %}
+        ],
         migration_environment=database.access.migration_environment,
         migration_secrets=database.access.migration_secrets,
         task_role_statements=database.access.task_role_statements,

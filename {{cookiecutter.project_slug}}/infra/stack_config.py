@@ -92,6 +92,11 @@ class StackConfig:
     github_oidc_provider_arn: str
     state_bucket_name: str
     secrets_kms_key_arn: str
+{%- if cookiecutter.feature_flags == "unleash" %}
+    # An Unleash the app reads (components/feature_flags.py); "" = every flag's default.
+    unleash_url: str = ""
+    unleash_environment: str = "production"
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
     # ElastiCache for Valkey: "" = serverless, within these limits; a node type = nodes.
     cache_node_type: str = ""
@@ -189,6 +194,14 @@ def validate(cfg: StackConfig) -> StackConfig:
             1 <= cfg.dr_backup_retention_days <= 36500,
             "1-36500 days",
         ),
+{%- if cookiecutter.feature_flags == "unleash" %}
+        (
+            "unleashUrl",
+            cfg.unleash_url,
+            not cfg.unleash_url or cfg.unleash_url.startswith("https://"),
+            "empty (no Unleash: every flag has its default) or an https:// URL of Unleash's API",
+        ),
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
         (
             "cacheNodeType",
@@ -341,6 +354,10 @@ def load() -> StackConfig:
             github_oidc_provider_arn=config.get("githubOidcProviderArn") or "",
             state_bucket_name=config.get("stateBucketName") or "",
             secrets_kms_key_arn=config.get("secretsKmsKeyArn") or "",
+{%- if cookiecutter.feature_flags == "unleash" %}
+            unleash_url=config.get("unleashUrl") or "",
+            unleash_environment=config.get("unleashEnvironment") or "production",
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
             cache_node_type=config.get("cacheNodeType") or "",
             cache_max_data_gb=_int(config, "cacheMaxDataGb", 1),
