@@ -3,6 +3,7 @@
     python bench/run.py            # 3 interleaved rounds of 10 s per workload (about 10 minutes)
     python bench/run.py --quick    # 1 round of 2 s: proves the harness works (about 1 minute)
     python bench/run.py --cache    # the cache=redis project: W1 also with its Redis cache on
+    python bench/run.py --flags    # W1 also on the feature_flags=unleash project, flag on
 
 Renders the default project, migrates and seeds a database of its own, starts the app with its
 production command (one worker, core 0), the same app with every fast path forced to its
@@ -15,6 +16,11 @@ once more with a throwaway redis-server ("cached", W1 only: each run empties the
 every item once to fill it, and measures the warm cache, printing the hit ratio it had), reports
 the cached/app W1 rps ratio (issue 15: at least 1.3) and checks after each run that every item
 the cache serves is what the database holds (compared with the reference).
+With --flags it also renders the feature_flags=unleash project, starts a real Unleash server
+(the project's scripts/local_unleash.py) with the example flag switched on, and measures that
+project ("flagged", W1 only: every request evaluates the flag) against a copy of the app ("off":
+the option off), both started anew each round; it reports the flagged/off W1 rps ratio (issue
+16: at least 0.95).
 Stdlib only: whatever needs asyncpg runs in the rendered project's venv.
 """
 
@@ -47,8 +53,18 @@ COLD_START_LIMIT_S = 1.5
 SYSTEMS = ("app", "ref")
 FALLBACK = "fallback"  # the app with FAST_PATHS=false
 CACHED = "cached"  # with --cache: the app with REDIS_URL set (W1 only)
-CACHED_WORKLOADS = ("W1",)
 CACHE_TARGET_RATIO = 1.3  # cached W1 rps / the app's own W1 rps without the cache (issue 15)
+FLAGGED = "flagged"  # with --flags: the feature_flags=unleash project on a real Unleash (W1 only)
+OFF = "off"  # with --flags: a copy of the app (feature_flags=none), restarted as FLAGGED is
+FLAG = "items-client-caching"  # the example flag, evaluated by GET /items/{id}
+FLAGS_TARGET_RATIO = 0.95  # flagged W1 rps / off's, the option off (issue 16)
+# Systems measured on some workloads only.
+ONLY_ON = {CACHED: ("W1",), FLAGGED: ("W1",), OFF: ("W1",)}
+# Counted around each run of these systems and printed beside it: (counter, result, caption).
+WATCHED = {
+    CACHED: ("cache_lookups_total", "hit", "hits"),
+    FLAGGED: ("feature_flag_evaluations_total", "true", "flag on"),
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,7 +102,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="render cache=redis and measure W1 also with the cache on (needs redis-server)",
     )
+    parser.add_argument(
+        "--flags",
+        action="store_true",
+        help="measure W1 also on feature_flags=unleash with a real Unleash (needs node, npm)",
+    )
     args = parser.parse_args(argv)
+    if args.cache and args.flags:
+        parser.error("--cache and --flags: one at a time (each renders its own project)")
     if args.quick:
         args.rounds, args.duration, args.warmup, args.items = 1, 2, 1, 1_000
     keys = {key for key in args.workloads.split(",") if key}
@@ -216,9 +239,9 @@ def warm_cache(cached_url: str, items: int) -> None:
         connection.close()
 
 
-def cache_lookups(cached_url: str) -> dict[str, float]:
-    """The app's cache_lookups_total by result, from its /metrics."""
-    host, port = cached_url.removeprefix("http://").split(":")
+def counter(url: str, name: str, label: str) -> dict[str, float]:
+    """The app's counter `name` (its samples' full name) by the value of `label`, from /metrics."""
+    host, port = url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
     try:
         connection.request("GET", "/metrics")
@@ -227,9 +250,9 @@ def cache_lookups(cached_url: str) -> dict[str, float]:
         connection.close()
     found: dict[str, float] = {}
     for line in text.splitlines():
-        if line.startswith('cache_lookups_total{result="'):
+        if line.startswith(name + "{") and f'{label}="' in line:
             labels, _, value = line.rpartition(" ")
-            found[labels.split('"')[1]] = float(value)
+            found[labels.split(f'{label}="')[1].split('"')[0]] = float(value)
     return found
 
 
@@ -310,29 +333,83 @@ def memory_mb(pid: int) -> dict[str, float]:
     }
 
 
+class Copy:
+    """A copy of the app (its log in `name`.log) on APP_CPU, which `start` (re)starts."""
+
+    def __init__(self, stack, project: Path, env: dict[str, str], name: str, ready=None) -> None:
+        self.stack, self.project, self.env, self.name = stack, project, env, name
+        self.ready = ready  # called with the URL once /health/ready answers
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        """Stop the running copy, if any, and start a new one; its URL, once ready."""
+        if self.process is not None:
+            stop(self.process)
+        port = free_port()
+        with open(self.project.parent / f"{self.name}.log", "ab") as log:
+            self.process = start(
+                self.stack,
+                ["taskset", "-c", str(APP_CPU), *production_command(self.project, port)],
+                cwd=self.project,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, self.process, time.perf_counter())
+        if self.ready is not None:
+            self.ready(url)
+        return url
+
+
 def start_app(stack, project: Path, env: dict[str, str], name: str) -> str:
-    """One more copy of the app (its log in `name`.log), ready; its URL."""
-    port = free_port()
-    with open(project.parent / f"{name}.log", "wb") as log:
-        process = start(
-            stack,
-            ["taskset", "-c", str(APP_CPU), *production_command(project, port)],
-            cwd=project,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, process, time.perf_counter())
-    return url
+    """One more copy of the app, ready; its URL."""
+    return Copy(stack, project, env, name).start()
+
+
+def unleash_server(stack: contextlib.ExitStack, project: Path, server: str) -> tuple[str, str]:
+    """A real Unleash (bench/unleash.py, in the feature_flags=unleash `project`) with FLAG on, on
+    a database of its own on `server`; its URL and client token."""
+    process = start(
+        stack,
+        [str(project / ".venv/bin/python"), str(BENCH_DIR / "unleash.py"), "serve", server, FLAG],
+        cwd=project,
+        env={**os.environ, "PYTHONPATH": str(project)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    stack.callback(process.stdin.close)  # runs before stop(): it stops Unleash, drops its data
+    url, token = process.stdout.readline().split()  # nothing (an error) if it failed to start
+    return url, token
+
+
+def wait_flag_on(url: str, seconds: float = 60) -> None:
+    """Until the app has fetched FLAG's state: GET /items/1 then says it may be cached."""
+    host, port = url.removeprefix("http://").split(":")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        connection = http.client.HTTPConnection(host, int(port), timeout=5)
+        try:
+            connection.request("GET", "/items/1")
+            response = connection.getresponse()
+            response.read()
+            if "max-age" in (response.getheader("Cache-Control") or ""):
+                return
+        finally:
+            connection.close()
+        time.sleep(0.2)
+    raise RuntimeError(f"{FLAG} not on in the flagged app after {seconds:g} s")
 
 
 def start_servers(
-    stack, project, database_url, app_env, fallback, redis_port=None
-) -> tuple[dict, int, float]:
+    stack, project, database_url, app_env, fallback, redis_port=None, flags=None
+) -> tuple[dict, dict, int, float]:
     """Start the app, the reference and (with `fallback`) the app with FAST_PATHS=false, (with
-    `redis_port`) the app with its cache on, all on APP_CPU; return their URLs by system, the
-    app worker's pid and the app's cold start."""
+    `redis_port`) the app with its cache on, (with `flags`: the feature_flags=unleash project,
+    its Unleash URL and token) that project with FLAG on and a copy of the app, all on APP_CPU;
+    return their URLs by system, the copies restarted each round by system, the app worker's
+    pid and the app's cold start."""
     env = {
         **os.environ,
         "PATH": f"{project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
@@ -358,6 +435,7 @@ def start_servers(
         )
     cold_start = wait_ready(app_url, app, started)
     urls = {"app": app_url, "ref": ref_url}
+    fresh: dict[str, Copy] = {}
     if fallback:
         urls[FALLBACK] = start_app(
             stack, project, {**env, **app_env, "FAST_PATHS": "false"}, FALLBACK
@@ -365,6 +443,20 @@ def start_servers(
     if redis_port is not None:
         redis_url = f"redis://127.0.0.1:{redis_port}/0"
         urls[CACHED] = start_app(stack, project, {**env, **app_env, "REDIS_URL": redis_url}, CACHED)
+    if flags is not None:
+        flags_project, unleash_url, token = flags
+        flags_env = {
+            **env,
+            **app_env,
+            "PATH": f"{flags_project / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+            "UNLEASH_URL": f"{unleash_url}/api",
+            "UNLEASH_API_TOKEN": token,
+        }
+        # Both started anew each round: one process's luck (its memory layout, its hash seed)
+        # moves its rps by several per cent, which rounds of the same process cannot average.
+        fresh[OFF] = Copy(stack, project, {**env, **app_env}, OFF)
+        fresh[FLAGGED] = Copy(stack, flags_project, flags_env, FLAGGED, ready=wait_flag_on)
+        urls |= {system: copy.start() for system, copy in fresh.items()}
 
     reference = [
         "uvicorn",
@@ -382,7 +474,7 @@ def start_servers(
     for system, url in urls.items():
         if system != "ref":
             check_same_json(url, ref_url)
-    return urls, worker_pid(app.pid), cold_start
+    return urls, fresh, worker_pid(app.pid), cold_start
 
 
 def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) -> None:
@@ -394,19 +486,20 @@ def profile(stack: contextlib.ExitStack, pid: int, seconds: float, out: Path) ->
 
 
 def measure(
-    args, stack, urls, app_pid, redis_port=None
+    args, stack, urls, fresh, app_pid, redis_port=None
 ) -> tuple[dict[str, dict[str, list[WrkResult]]], list[list[int]]]:
     """Every workload, app then reference (then the fallback, then the cached app on W1),
     round after round; and after each cached run, the items it served stale (none, or a bug)."""
     stale: list[list[int]] = []
     results: dict[str, dict[str, list[WrkResult]]] = {
-        w.key: {s: [] for s in urls if s != CACHED or w.key in CACHED_WORKLOADS}
-        for w in args.workloads
+        w.key: {s: [] for s in urls if w.key in ONLY_ON.get(s, (w.key,))} for w in args.workloads
     }
     options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
     for round_no in range(1, args.rounds + 1):
         for workload in args.workloads:
             for system in results[workload.key]:
+                if system in fresh and round_no > 1:
+                    urls[system] = fresh[system].start()
                 url = urls[system]
                 if system == CACHED:
                     # Empty (the writes of other workloads went past this app's cache), then
@@ -414,21 +507,24 @@ def measure(
                     redis_command(redis_port, "FLUSHDB")
                     warm_cache(url, args.items)
                 run_wrk(workload, url, seconds=args.warmup, **options)
-                before = cache_lookups(url) if system == CACHED else {}
+                watched = WATCHED.get(system)
+                before = counter(url, watched[0], "result") if watched else {}
                 if args.profile and round_no == 1 and system == "app":
                     profile(stack, app_pid, args.duration, args.profile / f"{workload.key}.txt")
                 result = run_wrk(workload, url, seconds=args.duration, **options)
-                hits = ""
-                if system == CACHED:
-                    after = cache_lookups(url)
+                share = ""
+                if watched:  # what the run did: the cache's hits, the flag's answers
+                    after = counter(url, watched[0], "result")
                     counts = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
-                    hits = f"  hits {counts.get('hit', 0.0) / (sum(counts.values()) or 1):.1%}"
+                    part = counts.get(watched[1], 0.0) / (sum(counts.values()) or 1)
+                    share = f"  {watched[2]} {part:.1%}"
+                if system == CACHED:
                     stale.append(stale_items(url, urls["ref"], args.items))
                 results[workload.key][system].append(result)
                 print(
                     f"round {round_no}/{args.rounds} {workload.key} {system}: "
                     f"{result.rps:9,.0f} rps  p50 {result.p50_ms:6.2f} ms  "
-                    f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}{hits}",
+                    f"p99 {result.p99_ms:6.2f} ms  non-2xx {result.non_2xx}{share}",
                     flush=True,
                 )
     return results, stale
@@ -466,6 +562,13 @@ def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]
                 "cache_rps_ratio_target": CACHE_TARGET_RATIO,
                 "cache_rps_ratio_met": ratio >= CACHE_TARGET_RATIO,
             }
+        if FLAGGED in per_system:  # issue 16: the flag's cost against the option off
+            ratio = per_system[FLAGGED]["rps"] / per_system[OFF]["rps"]
+            summary[workload.key] |= {
+                "flags_rps_ratio": ratio,
+                "flags_rps_ratio_target": FLAGS_TARGET_RATIO,
+                "flags_rps_ratio_met": ratio >= FLAGS_TARGET_RATIO,
+            }
         if FALLBACK in per_system:  # no target: what the fast paths buy
             summary[workload.key]["fallback_rps_ratio"] = (
                 per_system[FALLBACK]["rps"] / per_system["ref"]["rps"]
@@ -490,7 +593,7 @@ def print_report(report: dict) -> None:
     print(f"app: {' '.join(config['app_command'])}\n")
     print(f"{'workload':<24}{'system':<8}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for key, w in workloads.items():
-        for system in (s for s in (*SYSTEMS, FALLBACK, CACHED) if s in w):
+        for system in (s for s in (*SYSTEMS, FALLBACK, CACHED, OFF, FLAGGED) if s in w):
             s = w[system]
             label = f"{key} {w['title']}" if system == "app" else ""
             print(
@@ -527,6 +630,15 @@ def print_report(report: dict) -> None:
                 )
         stale = report["cache_stale_items"]
         print(f"cached answers unlike the database's: {stale} ({verdict(not stale)})")
+    if any("flags_rps_ratio" in w for w in workloads.values()):
+        print(f"\n{'flagged / off':<24}{'rps ratio':>10}{'target':>9}  (off: feature_flags=none)")
+        for key, w in workloads.items():
+            if "flags_rps_ratio" in w:
+                print(
+                    f"{key + ' ' + w['title']:<24}{w['flags_rps_ratio']:>10.2f}"
+                    f"{'>= ' + str(w['flags_rps_ratio_target']):>9}  "
+                    f"{verdict(w['flags_rps_ratio_met'])}"
+                )
     print(
         f"\napp worker: peak RSS {worker['peak_rss_mb']:.1f} MB, RSS after the run "
         f"{worker['rss_mb']:.1f} MB (<= {RSS_LIMIT_MB:g} MB: {verdict(worker['rss_met'])})"
@@ -552,6 +664,11 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     project = render(args.template, workdir, *(["cache=redis"] if args.cache else []))
     redis_port = redis_server(stack, workdir) if args.cache else None
     server = database_server(stack, project)
+    flags = None
+    if args.flags:  # the same database: feature_flags changes no migration
+        flags_project = render(args.template, workdir / "flags", "feature_flags=unleash")
+        print("starting Unleash (npm unleash-server; installed on first use) ...", flush=True)
+        flags = (flags_project, *unleash_server(stack, flags_project, server))
     name = f"bench_{uuid.uuid4().hex[:12]}"
     database_url = database_chore(project, "create", server, name)
     stack.callback(database_chore, project, "drop", server, name)
@@ -563,10 +680,10 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     database_chore(project, "seed", database_url, str(args.items))
     print(f"database {name} seeded with {args.items:,} items; starting the servers ...", flush=True)
 
-    urls, app_pid, cold_start = start_servers(
-        stack, project, database_url, args.app_env, args.fallback, redis_port
+    urls, fresh, app_pid, cold_start = start_servers(
+        stack, project, database_url, args.app_env, args.fallback, redis_port, flags
     )
-    results, stale = measure(args, stack, urls, app_pid, redis_port)
+    results, stale = measure(args, stack, urls, fresh, app_pid, redis_port)
     worker = memory_mb(app_pid)
     worker["rss_met"] = worker["rss_mb"] <= RSS_LIMIT_MB
     workloads = summarize(results)
@@ -579,6 +696,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
             "connections": args.connections,
             "fallback": args.fallback,
             "cache": args.cache,
+            "flags": args.flags,
             "app_command": [
                 "WEB_CONCURRENCY=1",
                 *args.app_env,
@@ -591,7 +709,10 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         "cold_start_met": cold_start <= COLD_START_LIMIT_S,
         "cache_stale_items": sorted({item for run_stale in stale for item in run_stale}),
         "all_met": all(
-            w["rps_ratio_met"] and w["p99_ratio_met"] and w.get("cache_rps_ratio_met", True)
+            w["rps_ratio_met"]
+            and w["p99_ratio_met"]
+            and w.get("cache_rps_ratio_met", True)
+            and w.get("flags_rps_ratio_met", True)
             for w in workloads.values()
         )
         and not any(stale)

@@ -74,3 +74,32 @@ def test_quick_benchmark_measures_w1_with_the_cache_on_and_checks_its_answers(
     assert "cached / app" in result.stdout
     # Filled before it is measured: every read of the measured run is a hit.
     assert "W1 cached:" in result.stdout and "hits 100.0%" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("npm") is None,
+    reason="wrk or Node.js/npm not installed (apt-get install wrk nodejs npm)",
+)
+def test_quick_benchmark_measures_w1_with_a_flag_evaluated_against_the_option_off(
+    tmp_path: Path,
+) -> None:
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", "--flags"]
+    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
+    result = subprocess.run(
+        [*command, "--template", str(TEMPLATE_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+    report = json.loads(report_path.read_text())
+    w1 = report["workloads"]["W1"]
+    for system in ("app", "ref", "off", "flagged"):
+        assert w1[system]["rps"] > 0 and w1[system]["non_2xx"] == 0, system
+    assert w1["flags_rps_ratio"] > 0
+    assert "flagged / off" in result.stdout
+    # The flag was on in Unleash and every measured request evaluated it.
+    assert "W1 flagged:" in result.stdout and "flag on 100.0%" in result.stdout
