@@ -7,6 +7,7 @@ paths (app/routing.py, app/metrics.py) or their fallbacks served, and the suite'
     .venv/bin/python scripts/release_spread.py --fastapi 0.115.14 0.150.0 0.165.0
     .venv/bin/python scripts/release_spread.py --release "starlette-exporter==0.23.0 uvicorn==0.32"
     .venv/bin/python scripts/release_spread.py --newest     # the newest release of everything
+    .venv/bin/python scripts/release_spread.py --newest --option feature_flags=unleash
 
 `--newest` installs the newest release of every dependency, beyond the project's own upper
 bounds, so a release that breaks the project shows up before a pull request raises a bound.
@@ -33,15 +34,19 @@ SHOWN = ("fastapi", "starlette", "pydantic", "sqlalchemy", "starlette-exporter",
 REPORT = """
 import json
 from importlib.metadata import version
+from importlib.util import find_spec
 from app import routing
 from app.config import Settings
 from app.main import create_app
 app = create_app(Settings(_env_file=None, database_url="postgresql://spread@127.0.0.1/spread"))
-middleware = next(m.cls for m in app.user_middleware if "Prometheus" in m.cls.__name__)
+# starlette-exporter's own middleware is there only when the metrics fast path is off.
+exporter = any("Prometheus" in m.cls.__name__ for m in app.user_middleware)
 print(json.dumps({
     "versions": {name: version(name) for name in %r},
     "routing": routing.fast_path_problem() or "fast",
-    "metrics": "fast" if middleware.__module__ == "app.metrics" else "fallback",
+    "metrics": "fallback" if exporter else "fast",
+    **({"flags": __import__("app.flags").flags.fast_path_problem() or "fast"}
+       if find_spec("app.flags") else {}),
 }))
 """
 
@@ -65,8 +70,10 @@ def uv() -> str:
     return found
 
 
-def render(into: Path) -> Path:
-    return Path(cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into)))
+def render(into: Path, options: dict[str, str]) -> Path:
+    return Path(
+        cookiecutter(str(TEMPLATE), no_input=True, output_dir=str(into), extra_context=options)
+    )
 
 
 def direct_dependencies(project: Path) -> list[str]:
@@ -105,12 +112,20 @@ def main() -> int:
     )
     parser.add_argument("--newest", action="store_true", help="newest release of everything")
     parser.add_argument("--keep", type=Path, help="render into this directory and keep it")
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a template option for the rendered project, e.g. feature_flags=unleash",
+    )
     args = parser.parse_args()
     if not (args.fastapi or args.release or args.newest):
         parser.error("name FastAPI releases (--fastapi X Y), --release sets and/or --newest")
 
     with tempfile.TemporaryDirectory(prefix="release-spread-") as scratch:
-        project = render(args.keep or Path(scratch))
+        options = dict(option.split("=", 1) for option in args.option)
+        project = render(args.keep or Path(scratch), options)
         locked = run([uv(), "sync", "--quiet"], project)  # locks on first run, as `make install`
         if locked.returncode != 0:
             sys.exit(f"uv sync failed in {project}:\n{locked.stderr}")

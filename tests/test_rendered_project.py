@@ -1,6 +1,7 @@
 """Level 2: a rendered project, installed into its own fresh venv, passes its own lint and tests
 on a real PostgreSQL: the embedded default, and the server of TEST_DATABASE_URL when given."""
 
+import json
 import os
 import subprocess
 from collections.abc import Callable
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.release_spread import REPORT, SHOWN
 from tests.conftest import BIN_DIR, variant_id
 
 # The variants whose own suites run here: the defaults, then each runtime option turned on
@@ -57,3 +59,24 @@ def test_suite_passes_on_a_throwaway_server(project: Path) -> None:
 @pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL unset")
 def test_suite_passes_on_the_given_server(project: Path) -> None:
     make(project, "test", TEST_DATABASE_URL=os.environ["TEST_DATABASE_URL"])
+
+
+@pytest.mark.slow
+def test_the_fast_paths_serve_on_the_locked_releases(project: Path) -> None:
+    """What scripts/release_spread.py (the weekly newest-releases job) reports about each fast
+    path, here on the releases `make install` locked: every one serves, none fell back."""
+    python = project / ".venv" / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-c", REPORT % (SHOWN,)],
+        cwd=project,
+        env={**os.environ, "LOG_LEVEL": "ERROR"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.loads(result.stdout.splitlines()[-1])
+    fast_paths = {key: value for key, value in report.items() if key != "versions"}
+    expected = ["routing", "metrics"] + (["flags"] if (project / "app/flags.py").exists() else [])
+    assert fast_paths == dict.fromkeys(expected, "fast")

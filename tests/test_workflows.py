@@ -185,6 +185,25 @@ def test_template_ci_runs_the_rendered_suite_on_the_newest_releases_weekly() -> 
     steps = workflow["jobs"]["newest-releases"]["steps"]
     commands = " ".join(step.get("run", "") for step in steps)
     assert "scripts/release_spread.py --newest" in commands
+    # Each option with a fast path of its own runs its suite there too.
+    assert "--newest --option feature_flags=unleash" in commands
+    assert "make outdated" in commands
+
+
+def test_dependabot_keeps_the_template_repositorys_own_dependencies_current() -> None:
+    path = TEMPLATE_DIR / ".github" / "dependabot.yml"
+    checked = run(
+        tool("check-jsonschema"),
+        "--builtin-schema",
+        "vendor.dependabot",
+        str(path),
+        cwd=TEMPLATE_DIR,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    updates = yaml.safe_load(path.read_text())["updates"]
+    covered = {(update["package-ecosystem"], update["directory"]) for update in updates}
+    assert covered == {("github-actions", "/"), ("pip", "/")}
+    assert (TEMPLATE_DIR / "requirements-dev.txt").is_file()
     assert (TEMPLATE_DIR / "scripts" / "release_spread.py").is_file()
 
 
