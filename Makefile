@@ -3,7 +3,7 @@
 VENV ?= .venv
 OUT ?= build
 
-.PHONY: help render test lint bench clean
+.PHONY: help render test lint bench outdated clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-8s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ lint: $(VENV)/.installed ## ruff on the template's own code (hooks, tests, bench
 
 bench: $(VENV)/.installed ## Benchmark the rendered app against a raw-ASGI floor (ARGS="--quick")
 	$(VENV)/bin/python bench/run.py $(ARGS)
+
+outdated: $(VENV)/.installed ## The rendered project's version bounds its newest releases are outside
+	$(VENV)/bin/python scripts/outdated.py $(ARGS)
 
 clean: ## Remove the venv and rendered output
 	rm -rf $(VENV) $(OUT) .pytest_cache
