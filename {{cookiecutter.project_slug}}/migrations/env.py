@@ -19,7 +19,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 # Any fixed 64-bit key works; it only has to be the same for every migration run of this service.
-MIGRATION_LOCK_KEY = {{ range(1, 2**62) | random }}
+MIGRATION_LOCK_KEY = {{ ("migrations:" ~ cookiecutter.project_slug) | lock_key }}
 
 
 def database_url() -> str:
