@@ -183,10 +183,10 @@ def test_an_update_brings_the_templates_changes_and_keeps_the_teams(
     # The one line both changed conflicts (git's three-way merge: markers, in that file only).
     conflicted = git("diff", "--name-only", "--diff-filter=U", cwd=project).split()
     assert conflicted == ["README.md"]
-    ours, theirs = text.split("<<<<<<<", 1)[1].split("=======", 1)
+    ours, theirs = text.split("\n<<<<<<<", 1)[1].split("\n=======", 1)
     assert "## Layout (as the team sees it)" in ours
     assert "## Layout of the project" in theirs.split(">>>>>>>", 1)[0]
-    assert text.count("<<<<<<<") == 1
+    assert [line for line in text.splitlines() if line.startswith("<<<<<<<")] == ["<<<<<<< ours"]
 
 
 def bad_update(project: Path) -> subprocess.CompletedProcess[str]:
