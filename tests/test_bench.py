@@ -46,6 +46,22 @@ def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
     assert "fallback / reference" in result.stdout
 
 
+def quick_w1(tmp_path: Path, option: str, timeout: int) -> tuple[subprocess.CompletedProcess, dict]:
+    """`bench/run.py --quick` on W1 only with an option's extra systems; its output and report."""
+    report_path = tmp_path / "report.json"
+    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", option]
+    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
+    result = subprocess.run(
+        [*command, "--template", str(TEMPLATE_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
+    return result, json.loads(report_path.read_text())
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("wrk") is None or shutil.which("redis-server") is None,
@@ -54,18 +70,7 @@ def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
 def test_quick_benchmark_measures_w1_with_the_cache_on_and_checks_its_answers(
     tmp_path: Path,
 ) -> None:
-    report_path = tmp_path / "report.json"
-    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", "--cache"]
-    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
-    result = subprocess.run(
-        [*command, "--template", str(TEMPLATE_DIR)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
-    report = json.loads(report_path.read_text())
+    result, report = quick_w1(tmp_path, "--cache", timeout=600)
     w1 = report["workloads"]["W1"]
     for system in ("app", "ref", "cached"):
         assert w1[system]["rps"] > 0 and w1[system]["non_2xx"] == 0, system
@@ -84,18 +89,7 @@ def test_quick_benchmark_measures_w1_with_the_cache_on_and_checks_its_answers(
 def test_quick_benchmark_measures_w1_with_a_flag_evaluated_against_the_option_off(
     tmp_path: Path,
 ) -> None:
-    report_path = tmp_path / "report.json"
-    command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", "--flags"]
-    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
-    result = subprocess.run(
-        [*command, "--template", str(TEMPLATE_DIR)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-8000:]
-    report = json.loads(report_path.read_text())
+    result, report = quick_w1(tmp_path, "--flags", timeout=900)
     w1 = report["workloads"]["W1"]
     for system in ("app", "ref", "off", "flagged"):
         assert w1[system]["rps"] > 0 and w1[system]["non_2xx"] == 0, system
