@@ -4,6 +4,7 @@
     python bench/run.py --quick    # 1 round of 2 s: proves the harness works (about 1 minute)
     python bench/run.py --cache    # the cache=redis project: W1 also with its Redis cache on
     python bench/run.py --flags    # W1 also on the feature_flags=unleash project, flag on
+    python bench/run.py --auth     # W1 and W3 also on the auth=jwt project, a token per request
 
 Renders the default project, migrates and seeds a database of its own, starts the app with its
 production command (one worker, core 0), the same app with every fast path forced to its
@@ -21,6 +22,10 @@ With --flags it also renders the feature_flags=unleash project, starts a real Un
 project ("flagged", W1 only: every request evaluates the flag) against a copy of the app ("off":
 the option off), both started anew each round; it reports the flagged/off W1 rps ratio (issue
 16: at least 0.95).
+With --auth it also renders the auth=jwt project and measures it ("authed", W1 and W3, every
+request carrying a valid bearer token signed by its local key, minted by its scripts/token.py)
+against a copy of the app ("off": auth=none), both started anew each round; it reports the
+authed/off rps ratios (issue 14: at least 0.85).
 Stdlib only: whatever needs asyncpg runs in the rendered project's venv.
 """
 
@@ -58,8 +63,11 @@ FLAGGED = "flagged"  # with --flags: the feature_flags=unleash project on a real
 OFF = "off"  # with --flags: a copy of the app (feature_flags=none), restarted as FLAGGED is
 FLAG = "items-client-caching"  # the example flag, evaluated by GET /items/{id}
 FLAGS_TARGET_RATIO = 0.95  # flagged W1 rps / off's, the option off (issue 16)
+AUTHED = "authed"  # with --auth: the auth=jwt project, a valid token on every request
+AUTH_TARGET_RATIO = 0.85  # authed rps / off's on W1 (and W3), the option off (issue 14)
+AUTH_WORKLOADS = ("W1", "W3")
 # Systems measured on some workloads only.
-ONLY_ON = {CACHED: ("W1",), FLAGGED: ("W1",), OFF: ("W1",)}
+ONLY_ON = {CACHED: ("W1",), FLAGGED: ("W1",), OFF: ("W1",), AUTHED: AUTH_WORKLOADS}
 # Counted around each run of these systems and printed beside it: (counter, result, caption).
 WATCHED = {
     CACHED: ("cache_lookups_total", "hit", "hits"),
@@ -107,9 +115,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="measure W1 also on feature_flags=unleash with a real Unleash (needs node, npm)",
     )
+    parser.add_argument(
+        "--auth",
+        action="store_true",
+        help="measure W1 and W3 also on auth=jwt, with a valid bearer token per request",
+    )
     args = parser.parse_args(argv)
-    if args.cache and args.flags:
-        parser.error("--cache and --flags: one at a time (each renders its own project)")
+    if args.cache + args.flags + args.auth > 1:
+        parser.error("--cache, --flags, --auth: one at a time (each renders its own project)")
     if args.quick:
         args.rounds, args.duration, args.warmup, args.items = 1, 2, 1, 1_000
     keys = {key for key in args.workloads.split(",") if key}
@@ -298,20 +311,24 @@ def wait_ready(base_url: str, process: subprocess.Popen, started: float) -> floa
     raise RuntimeError(f"{process.args} not ready after 60 s")
 
 
-def get_json(base_url: str, path: str) -> object:
+# Request headers by system (the authed app's bearer token), sent by wrk and get_json.
+HEADERS: dict[str, dict[str, str]] = {}
+
+
+def get_json(base_url: str, path: str, headers: dict[str, str] | None = None) -> object:
     host, port = base_url.removeprefix("http://").split(":")
     connection = http.client.HTTPConnection(host, int(port), timeout=5)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         return json.loads(connection.getresponse().read())
     finally:
         connection.close()
 
 
-def check_same_json(app_url: str, ref_url: str) -> None:
+def check_same_json(app_url: str, ref_url: str, headers: dict[str, str] | None = None) -> None:
     """The reference must answer exactly as the app does, or the comparison means nothing."""
     for path in ("/health", "/items/1", "/items?limit=50&offset=0"):
-        app_body, ref_body = get_json(app_url, path), get_json(ref_url, path)
+        app_body, ref_body = get_json(app_url, path, headers), get_json(ref_url, path)
         if app_body != ref_body:
             raise RuntimeError(f"GET {path}: app {app_body!r:.300} != reference {ref_body!r:.300}")
 
@@ -402,12 +419,20 @@ def wait_flag_on(url: str, seconds: float = 60) -> None:
     raise RuntimeError(f"{FLAG} not on in the flagged app after {seconds:g} s")
 
 
+def bearer_token(auth_project: Path, seed: str) -> str:
+    """A token with both scopes, minted by the auth=jwt project's own `make token` script."""
+    command = [str(auth_project / ".venv/bin/python"), "-m", "scripts.token", "--ttl", "86400"]
+    env = {**os.environ, "AUTH_DEV_KEY": seed, "PYTHONPATH": str(auth_project)}
+    return run(command, cwd=auth_project, env=env).strip()
+
+
 def start_servers(
-    stack, project, database_url, app_env, fallback, redis_port=None, flags=None
+    stack, project, database_url, app_env, fallback, redis_port=None, flags=None, auth=None
 ) -> tuple[dict, dict, int, float]:
     """Start the app, the reference and (with `fallback`) the app with FAST_PATHS=false, (with
     `redis_port`) the app with its cache on, (with `flags`: the feature_flags=unleash project,
-    its Unleash URL and token) that project with FLAG on and a copy of the app, all on APP_CPU;
+    its Unleash URL and token) that project with FLAG on and a copy of the app, (with `auth`: the
+    auth=jwt project) that project trusting a local key and a copy of the app, all on APP_CPU;
     return their URLs by system, the copies restarted each round by system, the app worker's
     pid and the app's cold start."""
     env = {
@@ -457,6 +482,18 @@ def start_servers(
         fresh[OFF] = Copy(stack, project, {**env, **app_env}, OFF)
         fresh[FLAGGED] = Copy(stack, flags_project, flags_env, FLAGGED, ready=wait_flag_on)
         urls |= {system: copy.start() for system, copy in fresh.items()}
+    if auth is not None:
+        seed = uuid.uuid4().hex
+        auth_env = {
+            **env,
+            **app_env,
+            "PATH": f"{auth / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
+            "AUTH_DEV_KEY": seed,
+        }
+        HEADERS[AUTHED] = {"Authorization": f"Bearer {bearer_token(auth, seed)}"}
+        fresh[OFF] = Copy(stack, project, {**env, **app_env}, OFF)  # as FLAGGED's, above
+        fresh[AUTHED] = Copy(stack, auth, auth_env, AUTHED)
+        urls |= {system: copy.start() for system, copy in fresh.items()}
 
     reference = [
         "uvicorn",
@@ -473,7 +510,7 @@ def start_servers(
     wait_ready(ref_url, ref, time.perf_counter())
     for system, url in urls.items():
         if system != "ref":
-            check_same_json(url, ref_url)
+            check_same_json(url, ref_url, HEADERS.get(system))
     return urls, fresh, worker_pid(app.pid), cold_start
 
 
@@ -491,8 +528,9 @@ def measure(
     """Every workload, app then reference (then the fallback, then the cached app on W1),
     round after round; and after each cached run, the items it served stale (none, or a bug)."""
     stale: list[list[int]] = []
+    only_on = ONLY_ON | ({OFF: AUTH_WORKLOADS} if AUTHED in urls else {})
     results: dict[str, dict[str, list[WrkResult]]] = {
-        w.key: {s: [] for s in urls if w.key in ONLY_ON.get(s, (w.key,))} for w in args.workloads
+        w.key: {s: [] for s in urls if w.key in only_on.get(s, (w.key,))} for w in args.workloads
     }
     options = {"seeded_items": args.items, "connections": args.connections, "cpu": WRK_CPU}
     for round_no in range(1, args.rounds + 1):
@@ -506,12 +544,14 @@ def measure(
                     # filled: the run measures a warm cache, and says how warm it was.
                     redis_command(redis_port, "FLUSHDB")
                     warm_cache(url, args.items)
-                run_wrk(workload, url, seconds=args.warmup, **options)
+                run_wrk(workload, url, seconds=args.warmup, headers=HEADERS.get(system), **options)
                 watched = WATCHED.get(system)
                 before = counter(url, watched[0], "result") if watched else {}
                 if args.profile and round_no == 1 and system == "app":
                     profile(stack, app_pid, args.duration, args.profile / f"{workload.key}.txt")
-                result = run_wrk(workload, url, seconds=args.duration, **options)
+                result = run_wrk(
+                    workload, url, seconds=args.duration, headers=HEADERS.get(system), **options
+                )
                 share = ""
                 if watched:  # what the run did: the cache's hits, the flag's answers
                     after = counter(url, watched[0], "result")
@@ -556,10 +596,12 @@ def summarize(results: dict[str, dict[str, list[WrkResult]]]) -> dict[str, dict]
             "p99_ratio_met": p99_ratio <= P99_LIMIT,
         }
         # The options' targets: the cache's gain over the app's own reads (issue 15), the
-        # flag's cost against the option off (issue 16).
+        # flag's cost against the option off (issue 16), the tokens' (issue 14: on W1; W3's
+        # ratio is reported against the same target).
         for name, system, baseline, target in (
             ("cache", CACHED, "app", CACHE_TARGET_RATIO),
             ("flags", FLAGGED, OFF, FLAGS_TARGET_RATIO),
+            ("auth", AUTHED, OFF, AUTH_TARGET_RATIO),
         ):
             if system in per_system:
                 ratio = per_system[system]["rps"] / per_system[baseline]["rps"]
@@ -606,7 +648,7 @@ def print_report(report: dict) -> None:
     print(f"app: {' '.join(config['app_command'])}\n")
     print(f"{'workload':<24}{'system':<8}{'rps':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
     for key, w in workloads.items():
-        for system in (s for s in (*SYSTEMS, FALLBACK, CACHED, OFF, FLAGGED) if s in w):
+        for system in (s for s in (*SYSTEMS, FALLBACK, CACHED, OFF, FLAGGED, AUTHED) if s in w):
             s = w[system]
             label = f"{key} {w['title']}" if system == "app" else ""
             print(
@@ -634,6 +676,7 @@ def print_report(report: dict) -> None:
         stale = report["cache_stale_items"]
         print(f"cached answers unlike the database's: {stale} ({verdict(not stale)})")
     print_option_ratios(workloads, "flags", "flagged / off", "off: feature_flags=none")
+    print_option_ratios(workloads, "auth", "authed / off", "off: auth=none, no token")
     print(
         f"\napp worker: peak RSS {worker['peak_rss_mb']:.1f} MB, RSS after the run "
         f"{worker['rss_mb']:.1f} MB (<= {RSS_LIMIT_MB:g} MB: {verdict(worker['rss_met'])})"
@@ -664,6 +707,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
         flags_project = render(args.template, workdir / "flags", "feature_flags=unleash")
         print("starting Unleash (npm unleash-server; installed on first use) ...", flush=True)
         flags = (flags_project, *unleash_server(stack, flags_project, server))
+    auth = render(args.template, workdir / "auth", "auth=jwt") if args.auth else None
     name = f"bench_{uuid.uuid4().hex[:12]}"
     database_url = database_chore(project, "create", server, name)
     stack.callback(database_chore, project, "drop", server, name)
@@ -676,7 +720,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
     print(f"database {name} seeded with {args.items:,} items; starting the servers ...", flush=True)
 
     urls, fresh, app_pid, cold_start = start_servers(
-        stack, project, database_url, args.app_env, args.fallback, redis_port, flags
+        stack, project, database_url, args.app_env, args.fallback, redis_port, flags, auth
     )
     results, stale = measure(args, stack, urls, fresh, app_pid, redis_port)
     worker = memory_mb(app_pid)
@@ -692,6 +736,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
             "fallback": args.fallback,
             "cache": args.cache,
             "flags": args.flags,
+            "auth": args.auth,
             "app_command": [
                 "WEB_CONCURRENCY=1",
                 *args.app_env,
@@ -708,6 +753,7 @@ def benchmark(args: argparse.Namespace, stack: contextlib.ExitStack) -> dict:
             and w["p99_ratio_met"]
             and w.get("cache_rps_ratio_met", True)
             and w.get("flags_rps_ratio_met", True)
+            and w.get("auth_rps_ratio_met", True)
             for w in workloads.values()
         )
         and not any(stale)

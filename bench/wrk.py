@@ -63,8 +63,10 @@ def run_wrk(
     seeded_items: int,
     connections: int = 32,
     cpu: int = 1,
+    headers: dict[str, str] | None = None,
 ) -> WrkResult:
-    """One wrk run on `cpu`, one thread; the Lua `done()` prints the numbers as JSON."""
+    """One wrk run on `cpu`, one thread, sending `headers` too; the Lua `done()` prints the
+    numbers as JSON."""
     command = [
         *(["taskset", "-c", str(cpu)] if cpu >= 0 else []),
         "wrk",
@@ -73,6 +75,7 @@ def run_wrk(
         f"-d{max(round(seconds), 1)}s",
         "--timeout",
         "10s",
+        *(part for name, value in (headers or {}).items() for part in ("-H", f"{name}: {value}")),
         "-s",
         str(LUA_DIR / workload.script),
         url,

@@ -39,6 +39,16 @@ PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             "infra/tests/test_feature_flags.py",
         ),
     },
+    "auth": {
+        "none": (
+            "app/auth.py",
+            "scripts/token.py",
+            "tests/issuer.py",
+            "tests/test_auth.py",
+            "infra/components/auth.py",
+            "infra/tests/test_auth.py",
+        ),
+    },
     "cache": {
         "none": (
             "app/cache.py",

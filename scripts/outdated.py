@@ -30,7 +30,12 @@ from packaging.requirements import Requirement
 from packaging.version import InvalidVersion, Version
 
 TEMPLATE = Path(__file__).resolve().parent.parent
-OPTIONS = {"cache": "redis", "feature_flags": "unleash", "monitoring": "prometheus_grafana"}
+OPTIONS = {
+    "auth": "jwt",
+    "cache": "redis",
+    "feature_flags": "unleash",
+    "monitoring": "prometheus_grafana",
+}
 # A tag made of a version and an optional variant: 16-alpine, v3.14.0, 8.11.1, 3.12-slim.
 TAG = re.compile(r"^v?(?P<version>\d+(?:\.\d+)*)(?P<variant>-[a-z0-9.-]+)?$")
 PINNED_ACTION = re.compile(

@@ -46,11 +46,14 @@ def test_quick_benchmark_writes_a_complete_report(tmp_path: Path) -> None:
     assert "fallback / reference" in result.stdout
 
 
-def quick_w1(tmp_path: Path, option: str, timeout: int) -> tuple[subprocess.CompletedProcess, dict]:
-    """`bench/run.py --quick` on W1 only with an option's extra systems; its output and report."""
+def quick_w1(
+    tmp_path: Path, option: str, timeout: int, workloads: str = "W1"
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """`bench/run.py --quick` on W1 (or `workloads`) with an option's extra systems; its output
+    and report."""
     report_path = tmp_path / "report.json"
     command = [sys.executable, str(TEMPLATE_DIR / "bench" / "run.py"), "--quick", option]
-    command += ["--workloads", "W1", "--no-fallback", "--json", str(report_path)]
+    command += ["--workloads", workloads, "--no-fallback", "--json", str(report_path)]
     result = subprocess.run(
         [*command, "--template", str(TEMPLATE_DIR)],
         capture_output=True,
@@ -97,3 +100,16 @@ def test_quick_benchmark_measures_w1_with_a_flag_evaluated_against_the_option_of
     assert "flagged / off" in result.stdout
     # The flag was on in Unleash and every measured request evaluated it.
     assert "W1 flagged:" in result.stdout and "flag on 100.0%" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (apt-get install wrk)")
+def test_quick_benchmark_measures_w1_and_w3_with_a_token_per_request(tmp_path: Path) -> None:
+    result, report = quick_w1(tmp_path, "--auth", timeout=600, workloads="W1,W3")
+    for key in ("W1", "W3"):
+        workload = report["workloads"][key]
+        for system in ("app", "ref", "off", "authed"):
+            # non_2xx counts 401s too: every authed request carried a token the app accepted.
+            assert workload[system]["rps"] > 0 and workload[system]["non_2xx"] == 0, system
+        assert workload["auth_rps_ratio"] > 0
+    assert "authed / off" in result.stdout

@@ -56,9 +56,10 @@ sys.exit(int((here / "curl_exit").read_text()))
 """
 
 
-def step_script(project: Path) -> str:
+def step_script(project: Path, name: str = STEP) -> str:
+    """The shell script of deploy.yml's step `name`."""
     workflow = yaml.safe_load((project / ".github" / "workflows" / "deploy.yml").read_text())
-    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if s.get("name") == STEP]
+    (step,) = [s for s in workflow["jobs"]["deploy"]["steps"] if s.get("name") == name]
     return step["run"]
 
 

@@ -32,6 +32,9 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"deployment_strategy": "blue_green"},
     {"feature_flags": "unleash"},
     {"feature_flags": "unleash", "cache": "redis", "monitoring": "none"},
+    {"auth": "jwt"},
+    {"auth": "jwt", "cache": "redis", "feature_flags": "unleash", "deployment_strategy": "canary"},
+    {"auth": "jwt", "database": "ecs_efs", "monitoring": "none", "domain_name": "api.example.com"},
     {"deployment_strategy": "canary", "monitoring": "none", "domain_name": "api.example.com"},
     # The infrastructure options, each alone against the defaults, then together.
     {"database": "ecs_efs"},

@@ -32,6 +32,7 @@ INFRA_OPTIONS = {
     "cache",
     "deployment_strategy",
     "feature_flags",
+    "auth",
 }
 # The defaults, each infrastructure option alone, and the combinations the issue names: every
 # supported variant that changes what the Pulumi program declares.

@@ -80,6 +80,7 @@ def test_outdated_lists_every_bound_and_which_are_behind(
     names = {(kind, name) for kind, name, _ in table}
     for expected in [
         ("python", "unleashclient"),  # feature_flags=unleash
+        ("python", "pyjwt"),  # auth=jwt
         ("python", "redis"),  # cache=redis
         ("python", "pulumi-aws"),  # the Pulumi provider (infra group)
         ("python", "pytest"),  # the dev group

@@ -18,6 +18,7 @@ RENDERED_VARIANTS: list[dict[str, object]] = [
     {},
     {"cache": "redis"},
     {"feature_flags": "unleash"},
+    {"auth": "jwt"},
 ]
 
 

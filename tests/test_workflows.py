@@ -25,6 +25,7 @@ WORKFLOW_VARIANTS: list[dict[str, object]] = [
     {"monitoring": "none"},
     {"python_version": "3.13", "aws_region": "eu-central-1"},
     {"deployment_strategy": "canary"},
+    {"auth": "jwt"},
     {  # the fullest
         "monitoring": "prometheus_grafana",
         "cache": "redis",

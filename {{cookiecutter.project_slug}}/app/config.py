@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Self
 
 from pydantic import (
-{%- if cookiecutter.feature_flags == "unleash" %}
+{%- if cookiecutter.feature_flags == "unleash" or cookiecutter.auth == "jwt" %}
     AnyHttpUrl,
 {%- endif %}
     Field,
@@ -79,6 +79,22 @@ class Settings(BaseSettings):
     # nothing.
     db_app_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")] | None = None
     db_app_password: SecretStr | None = None
+{%- if cookiecutter.auth == "jwt" %}
+
+    # Bearer tokens (app/auth.py). AUTH_ISSUER is the `iss` every token must carry; its keys are
+    # found by OIDC discovery at <issuer>/.well-known/openid-configuration, or at AUTH_JWKS_URL.
+    auth_issuer: str | None = None
+    auth_jwks_url: AnyHttpUrl | None = None
+    # Accepted `aud` values (Cognito access tokens: accepted `client_id`s), a JSON list.
+    auth_audience: list[str] = ["{{ cookiecutter.project_slug }}"]
+    # Prepended to the scopes this service checks (Cognito: "<resource server identifier>/").
+    auth_scope_prefix: str = ""
+    auth_algorithms: list[Literal["RS256", "ES256"]] = ["RS256", "ES256"]
+    auth_leeway_seconds: Annotated[int, Field(ge=0, le=300)] = 30
+    # Local work only: the seed of the key `make token` signs with, trusted instead of an
+    # issuer's keys. Refused in staging and production.
+    auth_dev_key: SecretStr | None = None
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
 
     # The item cache (app/cache.py). Without REDIS_URL (redis://, or rediss:// for TLS), or
@@ -125,6 +141,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> Self:
+        production = self.environment in (Environment.STAGING, Environment.PRODUCTION)
         # No database is fine here: importing app.main builds the app without one. It is
         # required where it is used (sqlalchemy_url: the lifespan, Alembic).
         if self.db_ssl_root_cert is not None and not self.db_ssl_root_cert.is_file():
@@ -133,8 +150,13 @@ class Settings(BaseSettings):
             raise ValueError(
                 "DB_AUTH=rds_iam needs DB_SSL_ROOT_CERT: RDS takes IAM tokens over TLS only"
             )
+{%- if cookiecutter.auth == "jwt" %}
+        if self.auth_dev_key is not None and production:
+            raise ValueError(
+                f"AUTH_DEV_KEY is a local development key; refusing to run in {self.environment}"
+            )
+{%- endif %}
         uses_url_password = self.db_auth == "password" and self.db_password_file is None
-        production = self.environment in (Environment.STAGING, Environment.PRODUCTION)
         if uses_url_password and production and self.database_configured:
             password = self.sqlalchemy_url.password or ""
             if password.lower() in PLACEHOLDER_SECRETS:

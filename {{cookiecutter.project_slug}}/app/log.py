@@ -110,8 +110,16 @@ class LineHandler(logging.Handler):
 _writer = LineWriter(sys.stdout.buffer)
 
 
-def log_access(request_id: str, method: str, path: str, status: int, seconds: float) -> None:
-    """One access-log line (logger `app.access`, level INFO), as JsonFormatter would write it."""
+def log_access(
+    request_id: str,
+    method: str,
+    path: str,
+    status: int,
+    seconds: float,
+    subject: str | None = None,
+) -> None:
+    """One access-log line (logger `app.access`, level INFO), as JsonFormatter would write it;
+    `subject`: who called, when the request was authenticated (never the token itself)."""
     if not access_logger.isEnabledFor(logging.INFO):
         return
     line = entry(time.time(), "INFO", "app.access", "request")
@@ -120,6 +128,8 @@ def log_access(request_id: str, method: str, path: str, status: int, seconds: fl
     line["path"] = path
     line["status"] = status
     line["duration_ms"] = round(seconds * 1000, 2)
+    if subject is not None:
+        line["subject"] = subject
     _writer.write(orjson.dumps(line) + b"\n")
 
 
@@ -139,6 +149,8 @@ def configure_logging(level: str, stream: BinaryIO | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # httpx logs every request it makes at INFO (the auth keys' fetches, which log their own).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # uvicorn's own handlers would print plain text; route them through ours instead.
     for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)

@@ -12,6 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from app import DESCRIPTION, TITLE, metrics
 from app.api import health, items
+{%- if cookiecutter.auth == "jwt" %}
+from app.auth import Authenticator, document
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
 from app.cache import ItemCache
 {%- endif %}
@@ -35,6 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database.from_settings(settings)
         app.state.database = database
         metrics.POOL.database = database
+{%- if cookiecutter.auth == "jwt" %}
+        app.state.auth = Authenticator(settings)
+        await app.state.auth.start()
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
         app.state.cache = ItemCache.from_settings(settings)
 {%- endif %}
@@ -53,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {%- if cookiecutter.cache == "redis" %}
         await app.state.cache.close()
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+        await app.state.auth.stop()
+{%- endif %}
         await database.close()
 
     app = FastAPI(
@@ -69,13 +79,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     include(app, health.router, items.router, fast_paths=settings.fast_paths)
     app.state.settings = settings
     register_error_handlers(app)
+{%- if cookiecutter.auth == "jwt" %}
+    document(app)
+{%- endif %}
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
+{%- if cookiecutter.auth == "jwt" %}
+            allow_headers=["authorization", "content-type", "if-match", "x-request-id"],
+{%- else %}
             allow_headers=["content-type", "if-match", "x-request-id"],
+{%- endif %}
             expose_headers=["etag", "x-request-id"],
         )
     # HTTP metrics: recorded by RequestContextMiddleware, or starlette-exporter's middleware here.

@@ -78,7 +78,13 @@ class RequestContextMiddleware:
             if in_progress is not None:
                 self.metrics.finished(scope, in_progress, status, seconds)  # type: ignore[union-attr]
             if self.access_log:
+{%- if cookiecutter.auth == "jwt" %}
+                user = scope.get("user")  # app/auth.py's Principal, once the token verified
+                subject = getattr(user, "subject", None)
+                log_access(request_id, scope["method"], scope["path"], status, seconds, subject)
+{%- else %}
                 log_access(request_id, scope["method"], scope["path"], status, seconds)
+{%- endif %}
             request_id_var.reset(token)
 
 

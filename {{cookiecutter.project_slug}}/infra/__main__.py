@@ -14,6 +14,9 @@ from components.alarms import (
     ServiceAlarmsArgs,
     deployment_alarm_names,
 )
+{%- if cookiecutter.auth == "jwt" %}
+from components.auth import Auth, AuthArgs
+{%- endif %}
 from components.backup import BackupArgs, Backups
 {%- if cookiecutter.cache == "redis" %}
 from components.cache import Cache, CacheArgs
@@ -158,6 +161,22 @@ flags = FeatureFlags(
 )
 {%- endif %}
 
+{%- if cookiecutter.auth == "jwt" %}
+auth = Auth(
+    prefixed(slug, "auth"),
+    AuthArgs(
+        resource_server_identifier=slug,
+        domain_prefix=cfg.auth_domain,
+        deletion_protection=cfg.deletion_protection,
+        issuer=cfg.auth_issuer,
+        audience=cfg.auth_audience,
+        scope_prefix=cfg.auth_scope_prefix,
+        jwks_url=cfg.auth_jwks_url,
+        token_url=cfg.auth_token_url,
+    ),
+)
+{%- endif %}
+
 {%- if cookiecutter.cache == "redis" %}
 cache = Cache(
     prefixed(slug, "cache"),
@@ -204,6 +223,9 @@ app = AppService(
 {%- endif %}
 {%- if cookiecutter.feature_flags == "unleash" %}
             **flags.app_environment,
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+            **auth.app_environment,
 {%- endif %}
         },
         secrets={
@@ -320,6 +342,9 @@ ci = CiAccess(
         secrets_kms_key_arn=cfg.secrets_kms_key_arn,
         hosted_zone_id=certificate.zone_id if certificate else None,
         staged_service_arn=app.service_arn if cfg.deployment_strategy != "rolling" else None,
+{%- if cookiecutter.auth == "jwt" %}
+        auth_client_secret_arn=auth.client_secret_arn,
+{%- endif %}
     ),
 )
 
@@ -354,3 +379,13 @@ pulumi.export("app_security_group_id", groups.app_security_group_id)
 pulumi.export("database_host", database.host)
 pulumi.export("deploy_role_arn", ci.deploy_role_arn)
 pulumi.export("push_role_arn", ci.push_role_arn)
+{%- if cookiecutter.auth == "jwt" %}
+# What a client needs to get a token: the token endpoint, the scopes' prefix and, with Cognito,
+# the secret holding the M2M client's credentials (its ARN, which the deploy role may read; ""
+# with an external issuer).
+pulumi.export("auth_issuer", auth.issuer)
+pulumi.export("auth_audience", auth.audience)
+pulumi.export("auth_scope_prefix", auth.scope_prefix)
+pulumi.export("auth_token_url", auth.token_url)
+pulumi.export("auth_client_secret_arn", auth.client_secret_arn or "")
+{%- endif %}

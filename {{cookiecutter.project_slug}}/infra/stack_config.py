@@ -10,6 +10,9 @@ import ipaddress
 {% endif -%}
 import re
 from dataclasses import dataclass
+{%- if cookiecutter.auth == "jwt" %}
+from urllib.parse import urlsplit
+{%- endif %}
 
 import pulumi
 
@@ -34,6 +37,12 @@ _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+{%- if cookiecutter.auth == "jwt" %}
+# Cognito's rules for a prefix domain (<prefix>.auth.<region>.amazoncognito.com): the
+# CreateUserPoolDomain pattern, and words AWS reserves.
+_COGNITO_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
+{%- endif %}
 
 
 class ConfigError(ValueError):
@@ -107,6 +116,17 @@ class StackConfig:
     # Without a domain (plain HTTP), Grafana is reachable only from these; empty = not at all.
     grafana_allowed_cidrs: tuple[str, ...] = ()
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    # Who issues the app's bearer tokens (components/auth.py): "" = a Cognito user pool of this
+    # stack; else an external OIDC issuer, with the aud values (or client ids) it accepts.
+    auth_issuer: str = ""
+    auth_audience: tuple[str, ...] = ()
+    auth_scope_prefix: str = ""
+    auth_jwks_url: str = ""
+    auth_token_url: str = ""
+    # Cognito's hosted domain prefix; "" = auth_domain_default.
+    auth_domain_prefix: str = ""
+{%- endif %}
 
     @property
     def https(self) -> bool:
@@ -116,6 +136,18 @@ class StackConfig:
     def tasks_in_public_subnets(self) -> bool:
         """Without NAT, tasks reach ECR and CloudWatch through a public IP instead."""
         return self.nat_gateway == "none"
+{%- if cookiecutter.auth == "jwt" %}
+
+    @property
+    def auth_domain(self) -> str:
+        """The Cognito domain prefix: authDomainPrefix, else one made of the slug and stack."""
+        return self.auth_domain_prefix or auth_domain_default(self.slug, self.stack)
+
+
+def auth_domain_default(slug: str, stack: str) -> str:
+    """`<slug>-<stack>` in the characters Cognito allows (stack names may hold `_` and `.`)."""
+    return re.sub(r"[^a-z0-9]+", "-", f"{slug}-{stack}".lower()).strip("-")[:63].rstrip("-")
+{%- endif %}
 
 
 def derive_hosted_zone(domain_name: str) -> str:
@@ -227,6 +259,9 @@ def validate(cfg: StackConfig) -> StackConfig:
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
     rules += grafana_cidr_rules(cfg.grafana_allowed_cidrs)
 {%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+    rules += auth_rules(cfg)
+{%- endif %}
     for key, value, ok, rule in rules:
         if not ok:
             raise ConfigError(f"config {key}={value!r} must be {rule}")
@@ -261,6 +296,89 @@ def _is_cidr(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+{% endif -%}
+{% if cookiecutter.auth == "jwt" -%}
+def auth_rules(cfg: StackConfig) -> list[tuple[str, object, bool, str]]:
+    """The rules of the auth keys: an external issuer (authIssuer) comes with its audience and
+    https URLs; without one, Cognito derives them all and needs a valid domain prefix."""
+    if not cfg.auth_issuer:
+        derived = "empty without authIssuer (this stack's Cognito user pool derives it)"
+        return [
+            ("authAudience", list(cfg.auth_audience), not cfg.auth_audience, derived),
+            ("authScopePrefix", cfg.auth_scope_prefix, not cfg.auth_scope_prefix, derived),
+            ("authJwksUrl", cfg.auth_jwks_url, not cfg.auth_jwks_url, derived),
+            ("authTokenUrl", cfg.auth_token_url, not cfg.auth_token_url, derived),
+            (
+                "authDomainPrefix",
+                cfg.auth_domain,
+                _is_cognito_domain_prefix(cfg.auth_domain),
+                "1-63 lowercase letters, digits and hyphens, no hyphen first or last, without "
+                + ", ".join(f"{word!r}" for word in COGNITO_RESERVED_WORDS)
+                + " (Cognito's rules; the default is <project>-<stack>)",
+            ),
+        ]
+    optional_url = "empty or an https:// URL"
+    return [
+        (
+            "authIssuer",
+            cfg.auth_issuer,
+            _is_https_url(cfg.auth_issuer),
+            "an https:// URL, exactly the iss claim of the issuer's tokens (empty = Cognito)",
+        ),
+        (
+            "authAudience",
+            list(cfg.auth_audience),
+            bool(cfg.auth_audience)
+            and all(isinstance(a, str) and a and a == a.strip() for a in cfg.auth_audience),
+            "a non-empty list of the accepted aud values (or client ids) when authIssuer is set, "
+            "e.g. pulumi config set --path 'authAudience[0]' https://api.example.com",
+        ),
+        (
+            "authScopePrefix",
+            cfg.auth_scope_prefix,
+            not any(c.isspace() for c in cfg.auth_scope_prefix),
+            "without whitespace (what the issuer puts before items:read, often empty)",
+        ),
+        ("authJwksUrl", cfg.auth_jwks_url, _is_optional_https_url(cfg.auth_jwks_url), optional_url),
+        (
+            "authTokenUrl",
+            cfg.auth_token_url,
+            _is_optional_https_url(cfg.auth_token_url),
+            optional_url,
+        ),
+    ]
+
+
+def _is_https_url(value: str) -> bool:
+    parts = urlsplit(value)
+    return parts.scheme == "https" and bool(parts.hostname) and not any(c.isspace() for c in value)
+
+
+def _is_optional_https_url(value: str) -> bool:
+    return not value or _is_https_url(value)
+
+
+def _is_cognito_domain_prefix(value: str) -> bool:
+    return bool(_COGNITO_DOMAIN_PREFIX.match(value)) and not any(
+        word in value for word in COGNITO_RESERVED_WORDS
+    )
+
+
+def _string_list(config: pulumi.Config, key: str) -> tuple[str, ...]:
+    """A list-valued key (`pulumi config set --path '<key>[0]' ...`); a bare string is refused
+    rather than read as a list of characters."""
+    try:
+        value = config.get_object(key)
+    except pulumi.ConfigTypeError:  # not JSON at all: a plain string
+        value = config.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        rule = f"a list, e.g. pulumi config set --path '{key}[0]' <value>"
+        raise ConfigError(f"config {key}={value!r} must be {rule}")
+    return tuple(value)
 
 
 {% endif -%}
@@ -365,6 +483,14 @@ def load() -> StackConfig:
 {%- endif %}
 {%- if cookiecutter.monitoring == "prometheus_grafana" %}
             grafana_allowed_cidrs=tuple(config.get_object("grafanaAllowedCidrs") or ()),
+{%- endif %}
+{%- if cookiecutter.auth == "jwt" %}
+            auth_issuer=config.get("authIssuer") or "",
+            auth_audience=_string_list(config, "authAudience"),
+            auth_scope_prefix=config.get("authScopePrefix") or "",
+            auth_jwks_url=config.get("authJwksUrl") or "",
+            auth_token_url=config.get("authTokenUrl") or "",
+            auth_domain_prefix=config.get("authDomainPrefix") or "",
 {%- endif %}
         )
     )

@@ -15,6 +15,9 @@ throwaway local PostgreSQL. The previous app runs with this checkout's dependenc
 import argparse
 import io
 import os
+{%- if cookiecutter.auth == "jwt" %}
+import secrets
+{%- endif %}
 import socket
 import subprocess
 import sys
@@ -112,6 +115,12 @@ def check(commit: str, env: dict[str, str]) -> int:
         export(commit, previous)
         database_url = stack.enter_context(fresh_database(stack, work))
         env = {**env, "DATABASE_URL": database_url, "ACCESS_LOG": "false"}
+{%- if cookiecutter.auth == "jwt" %}
+        # The previous app trusts a key of this check's own; its e2e suite signs with it.
+        env.update(AUTH_DEV_KEY=secrets.token_urlsafe(32), ENVIRONMENT="development")
+        for variable in ("AUTH_ISSUER", "AUTH_TOKEN_URL"):
+            env.pop(variable, None)
+{%- endif %}
         env.pop("VIRTUAL_ENV", None)
         python = sys.executable
         upgrade = [python, "-m", "alembic", "upgrade", "head"]

@@ -16,6 +16,9 @@ done on AWS.
 import argparse
 import asyncio
 import os
+{%- if cookiecutter.auth == "jwt" %}
+import secrets
+{%- endif %}
 import shutil
 import subprocess
 import sys
@@ -155,17 +158,35 @@ def read_back(restored: URL) -> int:
     API; the number read, or an exception."""
     from app.config import Settings
     from app.main import create_app
+{%- if cookiecutter.auth == "jwt" %}
+    from scripts.token import local_token
+{%- endif %}
 
     database_url = restored.render_as_string(hide_password=False)
     migrate = [sys.executable, "-m", "alembic", "upgrade", "head"]
     subprocess.run(migrate, env={**os.environ, "DATABASE_URL": database_url}, check=True)
 
     async def serve() -> int:
+{%- if cookiecutter.auth == "jwt" %}
+        # A key of the drill's own: the served copy trusts it, and the drill reads with it.
+        settings = Settings(  # type: ignore[call-arg]
+            _env_file=None,
+            database_url=database_url,
+            log_level="WARNING",
+            auth_dev_key=secrets.token_urlsafe(32),
+            auth_issuer=None,
+        )
+        headers = {"Authorization": f"Bearer {local_token(settings, ['items:read'], 'drill')}"}
+{%- else %}
         settings = Settings(_env_file=None, database_url=database_url, log_level="WARNING")  # type: ignore[call-arg]
+        headers: dict[str, str] = {}
+{%- endif %}
         app = create_app(settings)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://drill") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://drill", headers=headers
+            ) as client:
                 ready = await client.get("/health/ready")
                 ready.raise_for_status()
                 total = (await client.get("/items", params={"limit": 1})).status_code

@@ -2,6 +2,12 @@
 transaction per test, and an HTTP client on the app.
 
 The server is TEST_DATABASE_URL when set, otherwise a throwaway embedded PostgreSQL.
+{%- if cookiecutter.auth == "jwt" %}
+
+Every app the suite builds trusts a real OIDC issuer served by this process (tests/issuer.py),
+through AUTH_ISSUER in the environment; `client` and `api_client()` send one of its tokens with
+both scopes. tests/test_auth.py tests the tokens themselves.
+{%- endif %}
 """
 
 import os
@@ -31,8 +37,30 @@ from app.database import (
 )
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database, local_server
+{%- if cookiecutter.auth == "jwt" %}
+from tests.issuer import AUDIENCE, Issuer
+{%- endif %}
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+{%- if cookiecutter.auth == "jwt" %}
+
+ISSUER = Issuer()
+AUTH_HEADERS = {"Authorization": f"Bearer {ISSUER.token(['items:read', 'items:write'])}"}
+if not os.environ.get("BASE_URL"):  # e2e runs call a running service, configured its own way
+    os.environ["AUTH_ISSUER"] = ISSUER.url
+    os.environ["AUTH_AUDIENCE"] = f'["{AUDIENCE}"]'
+    os.environ.pop("AUTH_DEV_KEY", None)
+{%- endif %}
+
+
+def api_client(app: FastAPI, base_url: str = "http://test") -> httpx.AsyncClient:
+    """An HTTP client calling `app` in this process{% if cookiecutter.auth == "jwt" %}, with a token of both scopes{% endif %}."""
+    transport = httpx.ASGITransport(app=app)
+{%- if cookiecutter.auth == "jwt" %}
+    return httpx.AsyncClient(transport=transport, base_url=base_url, headers=AUTH_HEADERS)
+{%- else %}
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+{%- endif %}
 
 
 def alembic(database_url: URL, *args: str) -> subprocess.CompletedProcess[str]:
@@ -179,6 +207,5 @@ async def app(
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(app) as client:
         yield client

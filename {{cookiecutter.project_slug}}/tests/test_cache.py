@@ -32,7 +32,7 @@ from app.config import Settings
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database
 from scripts.local_redis import LocalRedis, local_redis
-from tests.conftest import PROJECT_ROOT, alembic
+from tests.conftest import PROJECT_ROOT, alembic, api_client
 
 NEW_ITEM = {"name": "Widget", "description": "A thing", "price": "9.99"}
 
@@ -86,10 +86,8 @@ def cache_settings(database_url: URL, redis_url: str, **overrides: object) -> Se
 async def serve(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     """The app with its own lifespan: a real Database pool and a real cache."""
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        yield client, app
 
 
 @pytest.fixture

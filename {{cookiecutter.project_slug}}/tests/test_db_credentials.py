@@ -27,7 +27,7 @@ from app.database import Database
 from app.db_credentials import PasswordFile, password_provider, tls_context, use_credentials
 from app.main import create_app
 from scripts.local_postgres import connect, create_database, local_server
-from tests.conftest import alembic
+from tests.conftest import alembic, api_client
 
 APP_ROLE = "app_login"
 # Connections cut under running requests fail those requests (at most one per pooled
@@ -165,25 +165,22 @@ async def test_a_rotation_under_load_fails_no_request_after_the_reconnect_window
             outcomes.append((started, time.monotonic(), response.status_code))
             n += 1
 
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            workers = [asyncio.create_task(client_loop(client, w)) for w in range(WORKERS)]
-            await asyncio.sleep(1.0)
-            rotation = time.monotonic()
-            # The rotation: a new password on the server and in the secret; then the pool's
-            # connections go (a recycle, a failover), so the next ones log in with it.
-            await admin_execute(url, f"ALTER ROLE {APP_ROLE} PASSWORD 'second-password'")
-            password_file.write_text("second-password\n")
-            await admin_execute(
-                url,
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE usename = '{APP_ROLE}'",
-            )
-            cut = time.monotonic()
-            await asyncio.sleep(RECONNECT_WINDOW + 2.0)
-            stop.set()
-            await asyncio.gather(*workers)
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        workers = [asyncio.create_task(client_loop(client, w)) for w in range(WORKERS)]
+        await asyncio.sleep(1.0)
+        rotation = time.monotonic()
+        # The rotation: a new password on the server and in the secret; then the pool's
+        # connections go (a recycle, a failover), so the next ones log in with it.
+        await admin_execute(url, f"ALTER ROLE {APP_ROLE} PASSWORD 'second-password'")
+        password_file.write_text("second-password\n")
+        await admin_execute(
+            url,
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{APP_ROLE}'",
+        )
+        cut = time.monotonic()
+        await asyncio.sleep(RECONNECT_WINDOW + 2.0)
+        stop.set()
+        await asyncio.gather(*workers)
 
     before = [status for _, finished, status in outcomes if finished < rotation]
     after_window = [status for started, _, status in outcomes if started >= cut + RECONNECT_WINDOW]
@@ -221,10 +218,8 @@ async def test_a_wrong_password_everywhere_is_a_503_not_a_crash(
     password_file, url = rotating
     password_file.write_text("not-the-password\n")
     app = create_app(app_settings(url, password_file))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            response = await client.get("/items")
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        response = await client.get("/items")
     assert response.status_code == 503
 
 

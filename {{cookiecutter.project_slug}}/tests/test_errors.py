@@ -18,6 +18,7 @@ from app.config import Settings
 from app.database import SELECT_ONE, Database, DatabaseUnavailable, create_engine
 from app.log import JsonFormatter, configure_logging, request_id_var, timestamp
 from app.main import create_app
+from tests.conftest import api_client
 
 
 def add_failing_route(app: FastAPI, path: str, exc: Exception) -> None:
@@ -202,8 +203,7 @@ async def test_cross_origin_requests_are_not_allowed_by_default(
 
 async def test_configured_origins_may_call_the_api(settings: Settings) -> None:
     app = create_app(settings.model_copy(update={"cors_origins": ["https://app.example"]}))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with api_client(app) as client:
         allowed = await client.get("/health", headers={"Origin": "https://app.example"})
         other = await client.get("/health", headers={"Origin": "https://evil.example"})
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"

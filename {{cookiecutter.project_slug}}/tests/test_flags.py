@@ -33,7 +33,7 @@ from app.flags import DEFAULTS, ITEM_MAX_AGE_SECONDS, FeatureFlags, _default
 from app.main import create_app
 from scripts.local_postgres import create_database, drop_database
 from scripts.local_unleash import LocalUnleash
-from tests.conftest import alembic
+from tests.conftest import alembic, api_client
 
 FLAG = "items-client-caching"
 CACHING = f"private, max-age={ITEM_MAX_AGE_SECONDS}"
@@ -92,10 +92,8 @@ def flag_settings(database: URL, unleash: LocalUnleash | None, backup: Path) -> 
 @asynccontextmanager
 async def serve(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, FastAPI]]:
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client, app
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        yield client, app
 
 
 async def item_id(client: httpx.AsyncClient) -> int:

@@ -3,7 +3,9 @@ app's own OpenAPI on the test database, with every check (schemathesis.toml). Th
 guarantees no generated request may break: the item history matches the writes, and no
 database connection is left checked out.
 """
-
+{% if cookiecutter.auth == "jwt" %}
+import os
+{%- endif %}
 from collections.abc import Iterator
 
 import pytest
@@ -14,11 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.config import Settings
 from app.main import create_app
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import {% if cookiecutter.auth == "jwt" %}AUTH_HEADERS, {% endif %}PROJECT_ROOT
 from tests.test_item_events import history_problems
 
 pytestmark = pytest.mark.fuzz
 
+{%- if cookiecutter.auth == "jwt" %}
+# schemathesis.toml sends this token of both scopes as the bearer scheme's credentials (and
+# checks, with ignored_auth, that each secured operation refuses requests without it).
+os.environ["FUZZ_BEARER_TOKEN"] = AUTH_HEADERS["Authorization"].removeprefix("Bearer ")
+{%- endif %}
 CONFIG = SchemathesisConfig.from_path(PROJECT_ROOT / "schemathesis.toml")
 
 

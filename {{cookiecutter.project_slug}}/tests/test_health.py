@@ -7,6 +7,7 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from tests.conftest import api_client
 
 # Port 1 on loopback: nothing listens there, so every connection attempt is refused at once.
 UNREACHABLE_DATABASE = "postgresql://postgres:pw@127.0.0.1:1/none"
@@ -22,10 +23,8 @@ async def client_without_database() -> AsyncIterator[httpx.AsyncClient]:
         db_connect_timeout=1,
     )
     app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with app.router.lifespan_context(app), api_client(app) as client:
+        yield client
 
 
 async def test_root_names_the_service(client: httpx.AsyncClient) -> None:

@@ -23,7 +23,7 @@ from app.config import Settings
 from app.database import Database, get_database
 from app.main import create_app
 from app.routing import LeanRoute, include
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import {% if cookiecutter.auth == 'jwt' %}AUTH_HEADERS, {% endif %}PROJECT_ROOT, api_client
 
 JSON = {"content-type": "application/json"}
 CONTENT_TYPES = ("text/plain", "application/merge-patch+json", "Application/JSON; charset=utf-8")
@@ -139,18 +139,20 @@ async def handed_out_ids(client: httpx.AsyncClient, document: dict[str, Any]) ->
 
 
 @asynccontextmanager
-async def served(settings: Settings, db: Database) -> AsyncIterator[httpx.AsyncClient]:
-    """A client on a new app of `settings` whose requests run on the test's database."""
-    application = create_app(settings)
+async def served(
+    settings: Settings, db: Database, application: FastAPI | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client on a new app of `settings` (or on `application`, built from them, when the test
+    looks into its state) whose requests run on the test's database."""
+    application = application or create_app(settings)
 
     async def rolled_back_database() -> Database:
         return db
 
     application.dependency_overrides[get_database] = rolled_back_database
-    transport = httpx.ASGITransport(app=application)
     async with (
         application.router.lifespan_context(application),
-        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+        api_client(application) as client,
     ):
         yield client
 
@@ -312,14 +314,23 @@ async def main():
         httpx.AsyncClient(transport=transport, base_url="http://t") as client,
     ):
         print((await client.get("/health")).status_code)
+{%- if cookiecutter.auth == "jwt" %}
+        headers = {"Authorization": sys.argv[1]}
+        print((await client.post("/items", json={}, headers=headers)).status_code)
+{%- else %}
         print((await client.post("/items", json={})).status_code)
+{%- endif %}
     print(routing.MISSING_INTERNAL)
 
 asyncio.run(main())
 """
     env = {**os.environ, "ACCESS_LOG": "false", "FAST_PATHS": "true"}
     result = subprocess.run(
+{%- if cookiecutter.auth == "jwt" %}
+        [sys.executable, "-c", script, AUTH_HEADERS["Authorization"]],
+{%- else %}
         [sys.executable, "-c", script],
+{%- endif %}
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -11,10 +11,13 @@ would apply the write its sender meant to guard.
 import re
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+from fastapi import APIRouter,{% if cookiecutter.auth == "jwt" %} Depends,{% endif %} HTTPException, Path, Query, Request, Response, status
 from pydantic import TypeAdapter
 
 from app import repository
+{%- if cookiecutter.auth == "jwt" %}
+from app.auth import ITEMS
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
 from app.cache import ItemCacheDep, Lookup
 {%- endif %}
@@ -41,6 +44,10 @@ router = APIRouter(
     prefix="/items",
     tags=["items"],
     route_class=LeanRoute,
+{%- if cookiecutter.auth == "jwt" %}
+    # Every route here needs a bearer token: items:read for GETs, items:write for writes.
+    dependencies=[Depends(ITEMS)],
+{%- endif %}
     responses={
         422: {"model": ErrorResponse, "description": "Invalid input."},
         503: {"model": ErrorResponse, "description": "The database is unavailable."},

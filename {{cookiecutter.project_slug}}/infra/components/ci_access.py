@@ -65,6 +65,11 @@ class CiAccessArgs:
     hosted_zone_id: pulumi.Input[str] | None = None
     # blue_green / canary: deploy.yml follows the app's deployment and may roll it back.
     staged_service_arn: pulumi.Input[str] | None = None
+{%- if cookiecutter.auth == "jwt" %}
+    # Cognito: the secret with the M2M client's credentials, which the workflows testing the
+    # deployed stack exchange for a token. None = an external issuer (no such secret here).
+    auth_client_secret_arn: pulumi.Input[str] | None = None
+{%- endif %}
 
 
 class CiAccess(pulumi.ComponentResource):
@@ -222,6 +227,17 @@ def deploy_statements(args: CiAccessArgs) -> list[dict]:
                 ),
             },
         ]
+{%- if cookiecutter.auth == "jwt" %}
+    if args.auth_client_secret_arn is not None:
+        # That one secret; it uses the account's aws/secretsmanager key, so no KMS grant.
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": ["secretsmanager:GetSecretValue"],
+                "Resource": args.auth_client_secret_arn,
+            }
+        )
+{%- endif %}
     if args.hosted_zone_id is not None:
         # route53.get_zone (dns.py) runs on every `pulumi up`: ListHostedZones to find the zone
         # by name, then GetHostedZone and ListTagsForResource on it.

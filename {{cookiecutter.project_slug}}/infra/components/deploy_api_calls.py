@@ -11,7 +11,8 @@ role lacks fails there, not in a team's first deploy.
 * `workflow:<type>`: each resource of that type that deploy.yml's AWS CLI steps act on
   (`workflow:migration` is the migration task definition alone; `workflow:service_names` each
   service named by that stack output, as {service}; `workflow:staged_service` the app's service,
-  as {service}, when deploymentStrategy is blue_green or canary);
+  as {service}, when deploymentStrategy is blue_green or canary{% if cookiecutter.auth == "jwt" %};
+  `workflow:auth_client_secret` the Cognito client's secret, when the stack exports its ARN{% endif %});
 * `backend:state` / `backend:kms`: the S3 state backend and KMS secrets provider, when the stack
   config names them (stateBucketName, secretsKmsKeyArn).
 
@@ -201,6 +202,14 @@ DEPLOY_API_CALLS: list[ApiCall] = [
         "{state.arn}",
         because="the image check reads the primary deployment's task definition",
     ),
+{%- if cookiecutter.auth == "jwt" %}
+    ApiCall(
+        "workflow:auth_client_secret",
+        "secretsmanager:GetSecretValue",
+        "{output.auth_client_secret_arn}",
+        because="the tests of the deployed stack get a token with the M2M client's credentials",
+    ),
+{%- endif %}
     # --- the state backend (every pulumi command) ---------------------------------------------
     ApiCall(
         "backend:state",

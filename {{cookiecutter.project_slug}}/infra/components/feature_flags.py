@@ -16,10 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_aws as aws
 
 from components.naming import type_token
-from components.tasks import secret_value_from
+from components.tasks import json_secret, secret_value_from
 
 TOKEN_JSON_KEY = "token"
 
@@ -38,7 +37,6 @@ class FeatureFlags(pulumi.ComponentResource):
         self, name: str, args: FeatureFlagsArgs, opts: pulumi.ResourceOptions | None = None
     ):
         super().__init__(type_token("FeatureFlags"), name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.app_environment: dict[str, pulumi.Input[str]] = {}
         self.app_secrets: dict[str, pulumi.Input[str]] = {}
         self.secret_arns: list[pulumi.Input[str]] = []
@@ -48,17 +46,11 @@ class FeatureFlags(pulumi.ComponentResource):
                 "UNLEASH_ENVIRONMENT": args.environment,
             }
             if args.api_token is not None:
-                secret = aws.secretsmanager.Secret(
+                secret = json_secret(
                     f"{name}-unleash-token",
                     description="Unleash client API token of the app (UNLEASH_API_TOKEN)",
-                    recovery_window_in_days=7,
-                    opts=child,
-                )
-                aws.secretsmanager.SecretVersion(
-                    f"{name}-unleash-token",
-                    secret_id=secret.id,
-                    secret_string=pulumi.Output.json_dumps({TOKEN_JSON_KEY: args.api_token}),
-                    opts=child,
+                    values={TOKEN_JSON_KEY: args.api_token},
+                    parent=self,
                 )
                 self.app_secrets = {
                     "UNLEASH_API_TOKEN": secret_value_from(secret.arn, TOKEN_JSON_KEY)

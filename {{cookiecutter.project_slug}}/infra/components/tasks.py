@@ -137,6 +137,21 @@ def generated_credentials(
     return secret
 
 
+def json_secret(
+    name: str, *, description: str, values: dict[str, pulumi.Input[str]], parent: pulumi.Resource
+) -> aws.secretsmanager.Secret:
+    """A Secrets Manager secret holding `values` as JSON (given values, not generated ones:
+    a token or a client secret another service issued), recoverable for 7 days."""
+    child = pulumi.ResourceOptions(parent=parent)
+    secret = aws.secretsmanager.Secret(
+        name, description=description, recovery_window_in_days=7, opts=child
+    )
+    aws.secretsmanager.SecretVersion(
+        name, secret_id=secret.id, secret_string=pulumi.Output.json_dumps(values), opts=child
+    )
+    return secret
+
+
 def secret_value_from(secret_arn: pulumi.Input[str], json_key: str) -> pulumi.Output[str]:
     """ECS `secrets[].valueFrom` selecting one key of a JSON secret in Secrets Manager."""
     return pulumi.Output.concat(secret_arn, f":{json_key}::")

@@ -24,6 +24,11 @@ NEVER_DEPLOYED_STACK = "fresh"
 ELB_ACCOUNT_ARN = "arn:aws:iam::127311923021:root"  # us-east-1's ELB log-delivery account
 RDS_RESOURCE_ID = "db-ABCDEFGHIJKLMNOPQRSTUVWXY0"
 RDS_SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT_ID}:secret:rds!db-mock-AbCdEf"
+{%- if cookiecutter.auth == "jwt" %}
+# What Cognito generates as the M2M app client's secret: the tests assert it appears only in the
+# SecretVersion that stores it.
+COGNITO_CLIENT_SECRET = "MockCognitoClientSecret0123456789abcdefghijklmnop"
+{%- endif %}
 
 
 def _service(type_token: str) -> str:
@@ -97,6 +102,10 @@ def _computed(type_token: str, name: str, inputs: dict[str, Any]) -> dict[str, A
         state["fqdn"] = inputs["name"]
     elif type_token == "aws:sns/topic:Topic":
         state["arn"] = f"arn:aws:sns:{REGION}:{ACCOUNT_ID}:{physical}"
+{%- if cookiecutter.auth == "jwt" %}
+    elif type_token == "aws:cognito/userPoolClient:UserPoolClient":
+        state["clientSecret"] = COGNITO_CLIENT_SECRET
+{%- endif %}
 {%- if cookiecutter.cache == "redis" %}
     elif type_token == "aws:elasticache/serverlessCache:ServerlessCache":
         address = f"{physical}-abc123.serverless.use1.cache.amazonaws.com"

@@ -82,6 +82,10 @@ def requests(recorder, deployment: Deployment) -> list[tuple[ApiCall, str, dict[
         elif what == "staged_service":
             staged = deployment.outputs["deployment_strategy"] != "rolling"
             instances = [{"service": deployment.outputs["service_name"]}] if staged else []
+{%- if cookiecutter.auth == "jwt" %}
+        elif what == "auth_client_secret":
+            instances = [{}] if deployment.outputs["auth_client_secret_arn"] else []
+{%- endif %}
         elif kind in ("update", "workflow"):
             if kind == "update":
                 pool = [r for r in touched if r.type == what]

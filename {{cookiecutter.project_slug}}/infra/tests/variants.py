@@ -51,6 +51,17 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
         "prod",
         {"stateBucketName": "my-state", "secretsKmsKeyArn": "arn:aws:kms:k"},
     ),
+{%- if cookiecutter.auth == "jwt" %}
+    (
+        "auth-external-issuer",
+        "prod",
+        {
+            "authIssuer": "https://example.eu.auth0.com/",
+            "authAudience": ["https://api.example.com"],
+            "authTokenUrl": "https://example.eu.auth0.com/oauth/token",
+        },
+    ),
+{%- endif %}
     (
         "ha-no-autoscaling",
         "prod",
@@ -73,3 +84,22 @@ COMPONENT_RUNS: list[tuple[str, dict[str, Any]]] = [
     ("prod", {"imageTag": "next0456"}),  # a deploy: what a new image changes
 ]
 NEXT_IMAGE_TAG = "next0456"
+{%- if cookiecutter.auth == "jwt" %}
+
+# The auth tests' own runs (tests/test_auth.py), by name.
+AUTH_RUNS: dict[str, dict[str, Any]] = {
+    # An external issuer with every optional key: two audiences, a scope prefix, both URLs.
+    "every-key": {
+        "authIssuer": "https://login.example.com/tenant-id/v2.0",
+        "authAudience": ["api://orders", "0a1b2c3d-client-id"],
+        "authScopePrefix": "api://orders/",
+        "authJwksUrl": "https://login.example.com/tenant-id/discovery/v2.0/keys",
+        "authTokenUrl": "https://login.example.com/tenant-id/oauth2/v2.0/token",
+    },
+    "domain-prefix": {"authDomainPrefix": "orders-tokens"},
+    # Invalid on purpose: a plain-HTTP issuer; an audience that is a string, not a list.
+    "http-issuer": {"authIssuer": "http://issuer.example.com", "authAudience": ["api"]},
+    "bare-audience": {"authIssuer": "https://issuer.example.com/", "authAudience": "api"},
+}
+COMPONENT_RUNS += [("prod", overrides) for overrides in AUTH_RUNS.values()]
+{%- endif %}

@@ -4,6 +4,10 @@ import uuid
 
 import httpx
 import pytest
+{%- if cookiecutter.auth == "jwt" %}
+
+from scripts.token import e2e_token
+{%- endif %}
 
 pytestmark = pytest.mark.e2e
 
@@ -42,6 +46,22 @@ def test_errors_have_one_shape_with_the_request_id(client: httpx.Client) -> None
     invalid = client.post("/items", json={"name": "", "price": "-1"})
     assert invalid.status_code == 422
     assert invalid.json()["error"]["code"] == "validation_error"
+
+{%- if cookiecutter.auth == "jwt" %}
+
+
+def test_items_need_a_token_with_the_scope(client: httpx.Client) -> None:
+    anonymous = httpx.get(f"{client.base_url}/items", timeout=10)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    reader = {"Authorization": f"Bearer {e2e_token(['items:read'])}"}
+    assert client.get("/items", headers=reader).status_code == 200
+    refused = client.post("/items", json={"name": "e2e", "price": "1"}, headers=reader)
+    assert refused.status_code == 403
+    assert "items:write" in refused.json()["error"]["message"]
+    garbage = client.get("/items", headers={"Authorization": "Bearer not.a.token"})
+    assert garbage.status_code == 401
+{%- endif %}
 
 
 def test_metrics_are_exposed(client: httpx.Client) -> None:
