@@ -6,7 +6,6 @@ the client's secret."""
 
 import base64
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.test_deploy_follow import executable, step_script
+from tests.test_deploy_follow import executable, run_step, step_script
 
 STEP = "Authentication smoke test"
 CLIENT_ID, CLIENT_SECRET, TOKEN = "client-abc", "s3cret-value-xyz", "access-token-123"
@@ -96,16 +95,7 @@ def smoke(
             bin_dir / "pulumi",
             f'#!/bin/sh\ncase "$3" in\n{cases}  *) echo "no output $3" >&2; exit 1 ;;\nesac\n',
         )
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-        env |= {"STACK": "prod", "URL": stack.url}
-        return subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_step(script, bin_dir, STACK="prod", URL=stack.url)
 
     return run
 

@@ -63,6 +63,19 @@ def step_script(project: Path, name: str = STEP) -> str:
     return step["run"]
 
 
+def run_step(script: str, bin_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A step's script as the runner runs it (bash -eo pipefail), the stand-ins in `bin_dir`
+    first on PATH."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        env={**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def executable(path: Path, text: str) -> None:
     path.write_text(text)
     path.chmod(path.stat().st_mode | stat.S_IEXEC)
@@ -95,16 +108,7 @@ def follow(bake: Callable, tmp_path: Path) -> Callable[..., subprocess.Completed
             bin_dir / "pulumi",
             f"#!/bin/sh\ncat <<'EOF'\n{json.dumps(outputs)}\nEOF\n",
         )
-        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-        env |= {"RUNNER_TEMP": str(runner_temp), "STACK": "prod"}
-        return subprocess.run(
-            ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        return run_step(script, bin_dir, RUNNER_TEMP=str(runner_temp), STACK="prod")
 
     def lines(name: str) -> list[str]:
         log = bin_dir / name

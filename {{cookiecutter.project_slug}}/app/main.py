@@ -88,11 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
-{%- if cookiecutter.auth == "jwt" %}
-            allow_headers=["authorization", "content-type", "if-match", "x-request-id"],
-{%- else %}
-            allow_headers=["content-type", "if-match", "x-request-id"],
-{%- endif %}
+            allow_headers=[{% if cookiecutter.auth == "jwt" %}"authorization", {% endif %}"content-type", "if-match", "x-request-id"],
             expose_headers=["etag", "x-request-id"],
         )
     # HTTP metrics: recorded by RequestContextMiddleware, or starlette-exporter's middleware here.
