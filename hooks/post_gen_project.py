@@ -49,6 +49,16 @@ PRUNE_MANIFEST: Mapping[str, Mapping[str, tuple[str, ...]]] = {
             "infra/tests/test_auth.py",
         ),
     },
+    "internal_packages": {
+        "False": (
+            "packages",
+            "scripts/internal_index.sh",
+            "tests/test_client.py",
+            ".github/workflows/packages.yml",
+            "infra/components/packages.py",
+            "infra/tests/test_packages.py",
+        ),
+    },
     "cache": {
         "none": (
             "app/cache.py",

@@ -276,6 +276,7 @@ FIELD_RULES: Mapping[str, Rule] = {
     "cache": one_of(CACHES),
     "feature_flags": one_of(FEATURE_FLAGS),
     "deployment_strategy": one_of(DEPLOYMENT_STRATEGIES),
+    "internal_packages": boolean,
 }
 
 # Rules over several answers: each returns (the field to blame, the broken rule) or None.

@@ -3,9 +3,10 @@
     .venv/bin/python scripts/outdated.py            # the table; exit 0
     .venv/bin/python scripts/outdated.py --strict   # exit 1 when a bound is behind or unknown
 
-Renders the project with every option that adds a dependency (cache, feature flags,
-monitoring) and reads its bounds: Python dependencies in pyproject.toml (every group, the Pulumi
-provider `pulumi-aws` included), the Dockerfile's Python base image (the newest
+Renders the project with every option that adds a dependency (auth, cache, feature flags,
+monitoring, internal packages) and reads its bounds: Python dependencies in pyproject.toml
+(every group, the Pulumi provider `pulumi-aws` included, and the client package's with its
+build backend), the Dockerfile's Python base image (the newest
 `python_version` choice), docker compose images, and the GitHub actions the workflows pin. It
 asks each registry for the newest release (PyPI, Docker Hub, GitHub; stable releases only) and
 prints one row per bound: `ok`, `BEHIND` (the newest release is outside the bound), or
@@ -32,6 +33,7 @@ from packaging.version import InvalidVersion, Version
 TEMPLATE = Path(__file__).resolve().parent.parent
 OPTIONS = {
     "auth": "jwt",
+    "internal_packages": True,
     "cache": "redis",
     "feature_flags": "unleash",
     "monitoring": "prometheus_grafana",
@@ -70,10 +72,14 @@ def stable(version: str) -> Version | None:
 
 
 def python_bounds(project: Path) -> list[Bound]:
-    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
-    specs = list(pyproject["project"]["dependencies"])
-    for group in pyproject.get("dependency-groups", {}).values():
-        specs += [spec for spec in group if isinstance(spec, str)]
+    specs: list[str] = []
+    # The service's, and each workspace package's (internal_packages), with its build backend.
+    for path in [project / "pyproject.toml", *sorted(project.glob("packages/*/pyproject.toml"))]:
+        pyproject = tomllib.loads(path.read_text())
+        specs += pyproject["project"]["dependencies"]
+        specs += pyproject.get("build-system", {}).get("requires", [])
+        for group in pyproject.get("dependency-groups", {}).values():
+            specs += [spec for spec in group if isinstance(spec, str)]
     bounds: dict[str, Bound] = {}
     for spec in specs:
         requirement = Requirement(spec)

@@ -36,6 +36,8 @@ SUPPORTED_COMBINATIONS: list[dict[str, object]] = [
     {"auth": "jwt", "cache": "redis", "feature_flags": "unleash", "deployment_strategy": "canary"},
     {"auth": "jwt", "database": "ecs_efs", "monitoring": "none", "domain_name": "api.example.com"},
     {"deployment_strategy": "canary", "monitoring": "none", "domain_name": "api.example.com"},
+    {"internal_packages": True},
+    {"internal_packages": True, "auth": "jwt", "cache": "redis", "python_version": "3.11"},
     # The infrastructure options, each alone against the defaults, then together.
     {"database": "ecs_efs"},
     {"use_fargate_spot": False},
@@ -277,6 +279,15 @@ def test_cache_none_leaves_no_trace_of_redis(bake: Callable) -> None:
     for path in files_of(bake({})):
         text = path.read_text(errors="replace").lower()
         assert "redis" not in text and "valkey" not in text, path
+
+
+def test_internal_packages_false_leaves_no_trace_of_them(bake: Callable) -> None:
+    project = bake({})
+    assert not (project / "packages").exists()
+    for path in files_of(project):
+        text = path.read_text(errors="replace").lower()
+        for word in ("codeartifact", "internal_index", "service_client", "uv.workspace"):
+            assert word not in text, f"{word} in {path}"
 
 
 def test_monitoring_services_join_the_compose_stack(bake: Callable) -> None:

@@ -35,6 +35,7 @@ VALID = {
     "cache": "none",
     "feature_flags": "none",
     "deployment_strategy": "rolling",
+    "internal_packages": False,
 }
 
 
@@ -69,6 +70,7 @@ def test_slug_limit_follows_from_the_aws_load_balancer_name_limit() -> None:
         ("description", "two\nlines", "single line"),
         ("python_version", "3.15", "one of"),
         ("use_waf", "yes", "true or false"),
+        ("internal_packages", "maybe", "true or false"),
         ("min_tasks", "1.5", "whole number"),
         ("domain_name", "a..example.com", "DNS name"),
         ("alert_email", "@example.com", "e-mail"),

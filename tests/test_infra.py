@@ -33,6 +33,7 @@ INFRA_OPTIONS = {
     "deployment_strategy",
     "feature_flags",
     "auth",
+    "internal_packages",
 }
 # The defaults, each infrastructure option alone, and the combinations the issue names: every
 # supported variant that changes what the Pulumi program declares.

@@ -84,6 +84,7 @@ def test_outdated_lists_every_bound_and_which_are_behind(
         ("python", "redis"),  # cache=redis
         ("python", "pulumi-aws"),  # the Pulumi provider (infra group)
         ("python", "pytest"),  # the dev group
+        ("python", "uv_build"),  # internal_packages: the client package's build backend
         ("image", "python"),  # the Dockerfile's base
         ("image", "grafana/grafana"),  # monitoring
         ("image", "unleashorg/unleash-server"),

@@ -19,6 +19,7 @@ RENDERED_VARIANTS: list[dict[str, object]] = [
     {"cache": "redis"},
     {"feature_flags": "unleash"},
     {"auth": "jwt"},
+    {"internal_packages": True},
 ]
 
 

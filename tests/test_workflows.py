@@ -26,6 +26,7 @@ WORKFLOW_VARIANTS: list[dict[str, object]] = [
     {"python_version": "3.13", "aws_region": "eu-central-1"},
     {"deployment_strategy": "canary"},
     {"auth": "jwt"},
+    {"internal_packages": True},
     {  # the fullest
         "monitoring": "prometheus_grafana",
         "cache": "redis",

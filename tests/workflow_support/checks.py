@@ -108,12 +108,21 @@ def timeout_problems(workflow: Workflow) -> list[str]:
     ]
 
 
-def configures_aws(document: Workflow, job_id: str | None = None) -> bool:
-    return any(
-        str(step.get("uses", "")).startswith(AWS_CREDENTIALS)
-        for owner, step in steps_of(document)
-        if job_id is None or owner == job_id
-    )
+def configures_aws(
+    document: Workflow, job_id: str | None = None, project: Path | None = None
+) -> bool:
+    """Whether the job's steps configure AWS credentials, also through a local composite action
+    of `project` (`uses: ./.github/actions/...`)."""
+    for owner, step in steps_of(document):
+        uses = str(step.get("uses", ""))
+        if job_id is not None and owner != job_id:
+            continue
+        if uses.startswith(AWS_CREDENTIALS):
+            return True
+        action = project / uses / "action.yml" if project and uses.startswith("./") else None
+        if action and action.is_file() and configures_aws(load(action)):
+            return True
+    return False
 
 
 def id_token_problems(workflow: Workflow, project: Path) -> list[str]:
@@ -127,7 +136,7 @@ def id_token_problems(workflow: Workflow, project: Path) -> list[str]:
             called = project / str(job["uses"])
             needs = called.is_file() and configures_aws(load(called))
         else:
-            needs = configures_aws(workflow, job_id)
+            needs = configures_aws(workflow, job_id, project)
         if wants and not needs:
             problems.append(f"job {job_id} has id-token: write but never configures AWS")
         if needs and not wants:

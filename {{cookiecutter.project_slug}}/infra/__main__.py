@@ -40,6 +40,9 @@ from components.monitoring import Monitoring, MonitoringArgs
 {%- endif %}
 from components.naming import prefixed
 from components.network import Network, NetworkArgs
+{%- if cookiecutter.internal_packages %}
+from components.packages import Packages, PackagesArgs
+{%- endif %}
 from components.registry import Registry, RegistryArgs
 from components.security_groups import SecurityGroups, SecurityGroupsArgs
 from components.service import AppService, AppServiceArgs
@@ -347,6 +350,23 @@ ci = CiAccess(
 {%- endif %}
     ),
 )
+{%- if cookiecutter.internal_packages %}
+packages = Packages(
+    prefixed(slug, "packages"),
+    PackagesArgs(
+        domain=cfg.codeartifact_domain,
+        repository=cfg.codeartifact_repository,
+        client_package=f"{slug}-client",  # packages/{{ cookiecutter.package_name }}_client
+        github_repository=cfg.github_repository,
+        oidc_provider_arn=ci.oidc_provider_arn,
+        create=cfg.codeartifact_create,
+        domain_owner=cfg.codeartifact_domain_owner,
+        # The image build of the push job installs the internal packages too.
+        readers={"push": ci.push_role.id},
+        deletion_protection=cfg.deletion_protection,
+    ),
+)
+{%- endif %}
 
 pulumi.export("url", url)
 pulumi.export("alb_dns_name", load_balancer.dns_name)
@@ -379,6 +399,14 @@ pulumi.export("app_security_group_id", groups.app_security_group_id)
 pulumi.export("database_host", database.host)
 pulumi.export("deploy_role_arn", ci.deploy_role_arn)
 pulumi.export("push_role_arn", ci.push_role_arn)
+{%- if cookiecutter.internal_packages %}
+# The repository variables the workflows read them from: infra/README.md "Bootstrap".
+pulumi.export("codeartifact_domain", packages.domain)
+pulumi.export("codeartifact_domain_owner", packages.domain_owner)
+pulumi.export("codeartifact_repository", packages.repository)
+pulumi.export("packages_read_role_arn", packages.read_role.arn)
+pulumi.export("packages_publish_role_arn", packages.publish_role.arn)
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 # What a client needs to get a token: the token endpoint, the scopes' prefix and, with Cognito,
 # the secret holding the M2M client's credentials (its ARN, which the deploy role may read; ""

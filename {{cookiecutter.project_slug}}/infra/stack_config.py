@@ -43,6 +43,12 @@ _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _COGNITO_DOMAIN_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 COGNITO_RESERVED_WORDS = ("aws", "amazon", "cognito")
 {%- endif %}
+{%- if cookiecutter.internal_packages %}
+# CodeArtifact's CreateDomain and CreateRepository name patterns, and an AWS account id.
+_CODEARTIFACT_DOMAIN = re.compile(r"^[a-z][a-z0-9-]{0,48}[a-z0-9]$")
+_CODEARTIFACT_REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,99}$")
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+{%- endif %}
 
 
 class ConfigError(ValueError):
@@ -127,6 +133,15 @@ class StackConfig:
     # Cognito's hosted domain prefix; "" = auth_domain_default.
     auth_domain_prefix: str = ""
 {%- endif %}
+{%- if cookiecutter.internal_packages %}
+    # The CodeArtifact index of the internal packages (components/packages.py): created here, or
+    # an existing domain and repository reused (of the account codeartifact_domain_owner, "" =
+    # this one). Domain "" = codeartifact_domain_default.
+    codeartifact_create: bool = True
+    codeartifact_domain_name: str = ""
+    codeartifact_repository: str = "internal"
+    codeartifact_domain_owner: str = ""
+{%- endif %}
 
     @property
     def https(self) -> bool:
@@ -136,6 +151,13 @@ class StackConfig:
     def tasks_in_public_subnets(self) -> bool:
         """Without NAT, tasks reach ECR and CloudWatch through a public IP instead."""
         return self.nat_gateway == "none"
+{%- if cookiecutter.internal_packages %}
+
+    @property
+    def codeartifact_domain(self) -> str:
+        """codeartifactDomain, else one named after the owner of the GitHub repository."""
+        return self.codeartifact_domain_name or codeartifact_domain_default(self.github_repository)
+{%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
 
     @property
@@ -147,6 +169,18 @@ class StackConfig:
 def auth_domain_default(slug: str, stack: str) -> str:
     """`<slug>-<stack>` in the characters Cognito allows (stack names may hold `_` and `.`)."""
     return re.sub(r"[^a-z0-9]+", "-", f"{slug}-{stack}".lower()).strip("-")[:63].rstrip("-")
+{%- endif %}
+{%- if cookiecutter.internal_packages %}
+
+
+def codeartifact_domain_default(github_repository: str) -> str:
+    """The organisation's name in the characters a CodeArtifact domain allows (GitHub owners may
+    hold capitals, start with a digit, or be one character)."""
+    owner = github_repository.split("/")[0]
+    name = re.sub(r"[^a-z0-9]+", "-", owner.lower()).strip("-")
+    if not name[:1].isalpha() or len(name) < 2:
+        name = f"org-{name}".rstrip("-")
+    return name[:50].rstrip("-")
 {%- endif %}
 
 
@@ -261,6 +295,9 @@ def validate(cfg: StackConfig) -> StackConfig:
 {%- endif %}
 {%- if cookiecutter.auth == "jwt" %}
     rules += auth_rules(cfg)
+{%- endif %}
+{%- if cookiecutter.internal_packages %}
+    rules += codeartifact_rules(cfg)
 {%- endif %}
     for key, value, ok, rule in rules:
         if not ok:
@@ -382,6 +419,42 @@ def _string_list(config: pulumi.Config, key: str) -> tuple[str, ...]:
 
 
 {% endif -%}
+{% if cookiecutter.internal_packages -%}
+def codeartifact_rules(cfg: StackConfig) -> list[tuple[str, object, bool, str]]:
+    """CodeArtifact's naming rules, and a domain owner only for a domain this stack reuses."""
+    return [
+        (
+            "codeartifactDomain",
+            cfg.codeartifact_domain,
+            bool(_CODEARTIFACT_DOMAIN.match(cfg.codeartifact_domain)),
+            "2-50 lowercase letters, digits and hyphens, starting with a letter and ending with a "
+            "letter or digit (CodeArtifact's rule for domain names)",
+        ),
+        (
+            "codeartifactRepository",
+            cfg.codeartifact_repository,
+            bool(_CODEARTIFACT_REPOSITORY.match(cfg.codeartifact_repository)),
+            "2-100 letters, digits, '.', '-' and '_', starting with a letter or digit "
+            "(CodeArtifact's rule for repository names)",
+        ),
+        (
+            "codeartifactDomainOwner",
+            cfg.codeartifact_domain_owner,
+            not cfg.codeartifact_domain_owner
+            or bool(_ACCOUNT_ID.match(cfg.codeartifact_domain_owner)),
+            "empty (this account) or a 12-digit AWS account id",
+        ),
+        (
+            "codeartifactDomainOwner",
+            cfg.codeartifact_domain_owner,
+            not (cfg.codeartifact_create and cfg.codeartifact_domain_owner),
+            "empty while codeartifactCreate is true (a stack creates the domain in its own "
+            "account; set codeartifactCreate to false to reuse another account's)",
+        ),
+    ]
+
+
+{% endif -%}
 def _int(config: pulumi.Config, key: str, default: int) -> int:
     value = config.get_int(key)
     return default if value is None else value
@@ -491,6 +564,12 @@ def load() -> StackConfig:
             auth_jwks_url=config.get("authJwksUrl") or "",
             auth_token_url=config.get("authTokenUrl") or "",
             auth_domain_prefix=config.get("authDomainPrefix") or "",
+{%- endif %}
+{%- if cookiecutter.internal_packages %}
+            codeartifact_create=_bool(config, "codeartifactCreate"),
+            codeartifact_domain_name=config.get("codeartifactDomain") or "",
+            codeartifact_repository=config.get("codeartifactRepository") or "internal",
+            codeartifact_domain_owner=config.get("codeartifactDomainOwner") or "",
 {%- endif %}
         )
     )

@@ -7,6 +7,10 @@ definitions and updating services. Changing the infrastructure itself stays with
 administrator's credentials; widen the role deliberately if CI should own that too.
 `deploy_api_calls.py` lists every AWS call a deploy makes; the infra tests evaluate it against
 these policies.
+{%- if cookiecutter.internal_packages %}
+`packages.py` adds the CodeArtifact roles, trusted by the same provider, and lets the push role
+read the internal packages its image build installs.
+{%- endif %}
 """
 
 from __future__ import annotations
@@ -88,15 +92,17 @@ class CiAccess(pulumi.ComponentResource):
                 thumbprint_lists=GITHUB_THUMBPRINTS,
                 opts=child,
             ).arn
+        # Other components' GitHub roles trust the same provider.
+        self.oidc_provider_arn = provider_arn
         repo = args.github_repository
-        self.role = self._role(
+        self.role = github_role(
             f"{name}-deploy",
             f"GitHub Actions deploys of {repo} (environment {args.deploy_environment})",
             trust_policy(provider_arn, f"repo:{repo}:environment:{args.deploy_environment}"),
             deploy_statements(args),
             child,
         )
-        self.push_role = self._role(
+        self.push_role = github_role(
             f"{name}-push",
             f"GitHub Actions image pushes of {repo} (main branch)",
             trust_policy(provider_arn, f"repo:{repo}:ref:refs/heads/main"),
@@ -109,32 +115,41 @@ class CiAccess(pulumi.ComponentResource):
             {"deploy_role_arn": self.deploy_role_arn, "push_role_arn": self.push_role_arn}
         )
 
-    @staticmethod
-    def _role(
-        name: str,
-        description: str,
-        trust: dict,
-        statements: list[dict],
-        opts: pulumi.ResourceOptions,
-    ) -> aws.iam.Role:
-        role = aws.iam.Role(
-            name,
-            description=description,
-            assume_role_policy=pulumi.Output.json_dumps(trust),
-            max_session_duration=3600,
-            opts=opts,
-        )
-        aws.iam.RolePolicy(
-            name,
-            role=role.id,
-            policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
-            opts=opts,
-        )
-        return role
+
+def github_role(
+    name: str,
+    description: str,
+    trust: dict,
+    statements: list[dict],
+    opts: pulumi.ResourceOptions,
+) -> aws.iam.Role:
+    """A role for GitHub Actions jobs: one inline policy of `statements`, 1-hour sessions."""
+    role = aws.iam.Role(
+        name,
+        description=description,
+        assume_role_policy=pulumi.Output.json_dumps(trust),
+        max_session_duration=3600,
+        opts=opts,
+    )
+    aws.iam.RolePolicy(
+        name,
+        role=role.id,
+        policy=pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": statements}),
+        opts=opts,
+    )
+    return role
 
 
-def trust_policy(provider_arn: pulumi.Input[str], subject: str) -> dict:
-    """Only GitHub tokens of exactly `subject` (one branch, or one environment) may assume."""
+def trust_policy(provider_arn: pulumi.Input[str], subject: str, *, pattern: bool = False) -> dict:
+    """Only GitHub tokens of exactly `subject` (one branch, or one environment) may assume; with
+    `pattern`, tokens whose subject matches it (`*` and `?` wildcards: every run of a repository,
+    a tag pattern)."""
+    audience = {f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com"}
+    sub = {f"{GITHUB_OIDC_HOST}:sub": subject}
+    if pattern:
+        condition = {"StringEquals": audience, "StringLike": sub}
+    else:
+        condition = {"StringEquals": {**audience, **sub}}
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -142,12 +157,7 @@ def trust_policy(provider_arn: pulumi.Input[str], subject: str) -> dict:
                 "Effect": "Allow",
                 "Principal": {"Federated": provider_arn},
                 "Action": "sts:AssumeRoleWithWebIdentity",
-                "Condition": {
-                    "StringEquals": {
-                        f"{GITHUB_OIDC_HOST}:aud": "sts.amazonaws.com",
-                        f"{GITHUB_OIDC_HOST}:sub": subject,
-                    },
-                },
+                "Condition": condition,
             }
         ],
     }

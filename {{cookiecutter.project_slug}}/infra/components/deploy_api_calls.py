@@ -20,6 +20,14 @@ Placeholders in `resource` and `context`: {region}, {account}, {output.<name>} (
 {config.<key>}, and {state.<key>} (the resource's inputs and computed outputs, e.g. arn) or
 {result.<key>} (the data source's result). `action=None` records a source that needs no
 permission, so that every data source is accounted for.
+{%- if cookiecutter.internal_packages %}
+
+PACKAGE_API_CALLS does the same for the CodeArtifact index (packages.py): `packages:read` rows
+are what every job that installs from it calls (CI's `uv sync` with the read role, the image build
+with the push role), `packages:publish` rows what packages.yml's `uv publish` adds with the
+publish role. Their placeholders are the stack outputs the workflows pass on as repository
+variables, {region} and {project}.
+{%- endif %}
 """
 
 from __future__ import annotations
@@ -254,3 +262,43 @@ DEPLOY_API_CALLS: list[ApiCall] = [
         because="a new data key when the stack has none yet",
     ),
 ]
+{%- if cookiecutter.internal_packages %}
+
+CODEARTIFACT = "arn:aws:codeartifact:{region}:{output.codeartifact_domain_owner}"
+INDEX = "{output.codeartifact_domain}/{output.codeartifact_repository}"
+PACKAGE_API_CALLS: list[ApiCall] = [
+    ApiCall(
+        "packages:read",
+        "codeartifact:GetAuthorizationToken",
+        CODEARTIFACT + ":domain/{output.codeartifact_domain}",
+        because="`aws codeartifact get-authorization-token --domain ... --domain-owner ...`",
+    ),
+    ApiCall(
+        "packages:read",
+        "sts:GetServiceBearerToken",
+        "*",
+        {"sts:AWSServiceName": "codeartifact.amazonaws.com"},
+        because="GetAuthorizationToken obtains the token from STS as the caller",
+    ),
+    ApiCall(
+        "packages:read",
+        "codeartifact:GetRepositoryEndpoint",
+        CODEARTIFACT + ":repository/" + INDEX,
+        because="`aws codeartifact get-repository-endpoint --format pypi`: the index URL",
+    ),
+    ApiCall(
+        "packages:read",
+        "codeartifact:ReadFromRepository",
+        CODEARTIFACT + ":repository/" + INDEX,
+        because="uv reads the simple index and downloads files (public ones through the "
+        "repository's public:pypi connection)",
+    ),
+    ApiCall(
+        "packages:publish",
+        "codeartifact:PublishPackageVersion",
+        CODEARTIFACT + ":package/" + INDEX + "/pypi//{project}-client",
+        because="`uv publish` uploads the client's wheel and sdist (twine's upload API); PyPI "
+        "packages have no namespace, hence the empty segment",
+    ),
+]
+{%- endif %}

@@ -25,6 +25,7 @@ class Resource:
     state: dict[str, Any]  # inputs plus what the (mocked) provider computed: arn, name, ...
     dependencies: tuple[str, ...]
     registered_outputs: tuple[str, ...] | None
+    protect: bool = False  # the `protect` resource option: Pulumi refuses to delete it
 
     def get(self, key: str, default: Any = None) -> Any:
         return unwrap(self.inputs.get(key, default))
@@ -59,6 +60,7 @@ class Deployment:
                 registered_outputs=(
                     None if r["registered_outputs"] is None else tuple(r["registered_outputs"])
                 ),
+                protect=r["protect"],
             )
             for r in recorded["resources"]
         ]

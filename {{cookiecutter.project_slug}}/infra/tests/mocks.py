@@ -171,7 +171,8 @@ class InfraMocks(pulumi.runtime.Mocks):
 
 
 class RecordingMonitor(MockMonitor):
-    """Also remembers each resource's parent and explicit dependencies, which mocks never see."""
+    """Also remembers each resource's parent, explicit dependencies and `protect` option, which
+    mocks never see."""
 
     def __init__(self, mocks: InfraMocks) -> None:
         super().__init__(mocks)
@@ -189,6 +190,7 @@ class RecordingMonitor(MockMonitor):
                     "custom": bool(request.custom),
                     "parent": request.parent,
                     "dependencies": sorted(request.dependencies),
+                    "protect": bool(request.protect),
                     "id": response.id,
                 }
             )

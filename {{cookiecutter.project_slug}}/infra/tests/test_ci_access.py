@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from conftest import PROJECT
 from policy_helpers import as_list
 from variants import GITHUB_OIDC_PROVIDER_ARN
 
 ROLE = "aws:iam/role:Role"
+ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
 PROVIDER = "aws:iam/openIdConnectProvider:OpenIdConnectProvider"
 
 
@@ -43,6 +46,19 @@ def test_push_role_may_only_push_images_and_read_state(variant):
     deploy = variant.one("aws:iam/rolePolicy:RolePolicy", "-ci-deploy").json("policy")
     deploy_actions = {a for statement in deploy["Statement"] for a in as_list(statement["Action"])}
     assert "ecr:PutImage" not in deploy_actions
+
+
+def test_the_push_role_has_no_other_policy(variant):
+    role = push_role(variant)
+    slug = PROJECT["name"]
+    inline = {p.name for p in variant.of_type(ROLE_POLICY) if p.get("role") == role.id}
+    assert not [a.name for a in variant.of_type(ATTACHMENT) if a.get("role") == role.id]
+{%- if cookiecutter.internal_packages %}
+    # components/packages.py: its image build installs the internal packages.
+    assert inline == {f"{slug}-ci-push", f"{slug}-packages-push-read"}
+{%- else %}
+    assert inline == {f"{slug}-ci-push"}
+{%- endif %}
 
 
 def test_an_existing_oidc_provider_is_reused(recorder):

@@ -54,7 +54,7 @@ def base_values(deployment: Deployment) -> dict[str, Any]:
         "region": REGION,
         "account": ACCOUNT_ID,
         "stack": deployment.stack,
-        "project": deployment.resources[0].urn.split("::")[2],
+        "project": deployment.resources[0].urn.split("::")[1],
     }
     values |= {f"output.{k}": v for k, v in deployment.outputs.items()}
     values |= {f"config.{k}": v for k, v in deployment.config.items()}

@@ -62,6 +62,19 @@ VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
         },
     ),
 {%- endif %}
+{%- if cookiecutter.internal_packages %}
+    # The organisation's CodeArtifact domain, in another account (tests/test_packages.py).
+    (
+        "codeartifact-reused",
+        "prod",
+        {
+            "codeartifactCreate": False,
+            "codeartifactDomain": "acme-packages",
+            "codeartifactRepository": "shared.python",
+            "codeartifactDomainOwner": "210987654321",
+        },
+    ),
+{%- endif %}
     (
         "ha-no-autoscaling",
         "prod",
@@ -102,4 +115,17 @@ AUTH_RUNS: dict[str, dict[str, Any]] = {
     "bare-audience": {"authIssuer": "https://issuer.example.com/", "authAudience": "api"},
 }
 COMPONENT_RUNS += [("prod", overrides) for overrides in AUTH_RUNS.values()]
+{%- endif %}
+{%- if cookiecutter.internal_packages %}
+
+# The packages tests' own runs (tests/test_packages.py), by name.
+PACKAGES_RUNS: dict[str, dict[str, Any]] = {
+    # An existing domain of this account: no codeartifactDomainOwner.
+    "reused-here": {"codeartifactCreate": False, "codeartifactDomain": "acme"},
+    "named": {"codeartifactDomain": "platform-python", "codeartifactRepository": "python_internal"},
+    # Invalid on purpose: an underscore in the domain; an owner while creating the domain.
+    "bad-domain": {"codeartifactDomain": "acme_packages"},
+    "owner-while-creating": {"codeartifactDomainOwner": "210987654321"},
+}
+COMPONENT_RUNS += [("prod", overrides) for overrides in PACKAGES_RUNS.values()]
 {%- endif %}
