@@ -8,6 +8,7 @@ paths (app/routing.py, app/metrics.py) or their fallbacks served, and the suite'
     .venv/bin/python scripts/release_spread.py --release "starlette-exporter==0.23.0 uvicorn==0.32"
     .venv/bin/python scripts/release_spread.py --newest     # the newest release of everything
     .venv/bin/python scripts/release_spread.py --newest --option feature_flags=unleash
+    .venv/bin/python scripts/release_spread.py --newest --option internal_packages=true
 
 `--newest` installs the newest release of every dependency, beyond the project's own upper
 bounds, so a release that breaks the project shows up before a pull request raises a bound.
@@ -77,10 +78,15 @@ def render(into: Path, options: dict[str, str]) -> Path:
 
 
 def direct_dependencies(project: Path) -> list[str]:
-    """The names of the project's dependencies and dev dependencies, without their bounds."""
+    """The names of the project's dependencies and dev dependencies, without their bounds; not
+    its workspace packages (internal_packages), which no index has a newer release of (and
+    PyPI may have another project's of the same name)."""
     pyproject = tomllib.loads((project / "pyproject.toml").read_text())
     specs = [*pyproject["project"]["dependencies"], *pyproject["dependency-groups"]["dev"]]
-    return [spec.split(">")[0].split("<")[0].split("=")[0].strip() for spec in specs]
+    sources = pyproject.get("tool", {}).get("uv", {}).get("sources", {})
+    workspace = {name for name, source in sources.items() if source.get("workspace")}
+    names = [spec.split(">")[0].split("<")[0].split("=")[0].strip() for spec in specs]
+    return [name for name in names if name not in workspace]
 
 
 def scenario(project: Path, name: str, install: list[str]) -> dict[str, object]:

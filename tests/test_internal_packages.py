@@ -29,6 +29,7 @@ import pytest
 import yaml
 from passlib.apache import HtpasswdFile
 
+from scripts.release_spread import direct_dependencies
 from tests.conftest import BIN_DIR, tool
 from tests.monitoring_support import project as service
 from tests.monitoring_support.prometheus import free_port, wait_for
@@ -389,3 +390,11 @@ def test_a_failing_aws_call_stops_install_and_publish(published: Path, index: In
         assert result.returncode != 0, target
         assert "aws stand-in: unexpected call" in result.stderr, result.stderr
     assert sorted(path.name for path in index.files.iterdir()) == before
+
+
+def test_the_newest_releases_job_leaves_the_workspace_package_alone(bake: Callable) -> None:
+    """scripts/release_spread.py --newest upgrades every direct dependency from PyPI: not the
+    client, which is this workspace's (PyPI may hold somebody else's project of that name)."""
+    names = direct_dependencies(bake({"internal_packages": True}))
+    assert CLIENT not in names
+    assert {"fastapi", "httpx", "pytest"} <= set(names)
