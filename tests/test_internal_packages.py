@@ -230,41 +230,39 @@ USE_THE_CLIENT = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def served(published: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """The orders service on loopback: (base URL, its database's URL)."""
+def served(
+    published: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str, Path]]:
+    """The orders service on loopback: (base URL, its database's URL, its venv's python)."""
     work = tmp_path_factory.mktemp("served")
     python = service.install(published, work / "venv")
     with service.fresh_database(python) as database_url:
         service.migrate(python, published, database_url)
         with service.serve(python, published, database_url, work / "app.log") as host:
-            yield f"http://{host}", database_url
+            yield f"http://{host}", database_url, python
 
 
-def set_connections(database_url: str, allowed: bool) -> None:
+def set_connections(python: Path, database_url: str, allowed: bool) -> None:
     """Let the served app's database accept connections, or close them all and refuse more."""
     name = database_url.rsplit("/", 1)[1]
-    statements = [f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}']
-    if not allowed:
-        statements.append(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
-        )
     admin = service.with_database(database_url, "postgres")
-    for sql in statements:
-        result = subprocess.run(
-            ["psql", "--no-psqlrc", "--quiet", "-v", "ON_ERROR_STOP=1", admin, "-c", sql],
-            capture_output=True,
-            text=True,
-            check=False,
+    service.execute_sql(
+        python, admin, f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'
+    )
+    if not allowed:
+        service.execute_sql(
+            python,
+            admin,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()",
         )
-        assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.slow
 def test_the_installed_client_works_against_the_served_app(
-    published: Path, index: Index, served: tuple[str, str], tmp_path: Path
+    published: Path, index: Index, served: tuple[str, str, Path], tmp_path: Path
 ) -> None:
-    base_url, database_url = served
+    base_url, database_url, app_python = served
     python = fresh_venv(tmp_path / "venv", index.env)
     env = index_env(index, published)
     install = run([tool("uv"), "pip", "install", "--python", python, CLIENT], tmp_path, env)
@@ -281,10 +279,10 @@ def test_the_installed_client_works_against_the_served_app(
     # until a timer lets it back in; the client waits and tries again until it is served.
     created = httpx.post(f"{base_url}/items", json={"name": "Gadget", "price": 2}, timeout=10)
     assert created.status_code == 201, created.text
-    set_connections(database_url, allowed=False)
+    set_connections(app_python, database_url, allowed=False)
     refused = httpx.get(f"{base_url}/items/{created.json()['id']}", timeout=30)
     assert (refused.status_code, refused.headers.get("retry-after")) == (503, "1"), refused.text
-    timer = threading.Timer(1.5, set_connections, (database_url, True))
+    timer = threading.Timer(1.5, set_connections, (app_python, database_url, True))
     started = time.monotonic()
     timer.start()
     try:

@@ -62,11 +62,16 @@ def fresh_database(python: Path) -> Iterator[str]:
     """A new database on TEST_DATABASE_URL's server (else local 5432), dropped afterwards."""
     server = with_database(os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER_URL, "postgres")
     name = f"monitoring_e2e_{uuid.uuid4().hex[:12]}"
-    run(python, "-c", _EXECUTE_SQL, server, f'CREATE DATABASE "{name}"')
+    execute_sql(python, server, f'CREATE DATABASE "{name}"')
     try:
         yield with_database(server, name)
     finally:
-        run(python, "-c", _EXECUTE_SQL, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        execute_sql(python, server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def execute_sql(python: Path, url: str, sql: str) -> None:
+    """Run one statement on `url` with asyncpg from `python`'s venv (the project's)."""
+    run(python, "-c", _EXECUTE_SQL, url, sql)
 
 
 def migrate(python: Path, project: Path, database_url: str) -> None:
